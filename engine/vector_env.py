@@ -1,0 +1,251 @@
+"""Many racing environments at once, across worker processes, for training and tournaments.
+
+`VecRaceEnv(num_envs, workers)` splits N environments over W processes (each worker
+steps its share one after another, so N may be far larger than the core count);
+observations land in one shared-memory array, so a step moves only actions and a few
+numbers through the pipes. With `workers=0` everything runs in this process.
+
+Unlike gymnasium's vector envs there is no autoreset: an episode that ends stays
+ended (its observation frozen, reward 0) until `reset` is called for it. Tournaments
+and CMA-ES rollouts want exactly one episode per environment, and a duel is two
+environments on the same seed stepped in lockstep, each ending on its own.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import traceback
+from dataclasses import dataclass
+from multiprocessing import shared_memory
+from typing import Any
+
+import numpy as np
+
+from engine.racing_env import make_env
+
+OBS_SHAPE = (96, 96, 3)  # CarRacing-v3 state_pixels, uint8
+INFO_FIELDS = {  # per-step telemetry gathered from every env's info, with its dtype
+    "speed": np.float64,
+    "off_track": np.bool_,
+    "tiles_visited": np.int64,
+    "track_tiles": np.int64,
+    "lap_finished": np.bool_,
+}
+
+
+@dataclass
+class StepResult:
+    """One step of every environment. Arrays are indexed by environment."""
+
+    obs: np.ndarray  # (N, 96, 96, 3) uint8, a view of shared memory: copy to keep
+    reward: np.ndarray  # (N,) float64, 0 for environments already done
+    terminated: np.ndarray  # (N,) bool
+    truncated: np.ndarray  # (N,) bool
+    done: np.ndarray  # (N,) bool, ended at this step or before
+    info: dict[str, np.ndarray]  # INFO_FIELDS, each (N,)
+
+
+class _Shard:
+    """The environments of one worker: indices [lo, hi) of the batch."""
+
+    def __init__(self, lo: int, hi: int, obs: np.ndarray, env_kwargs: dict[str, Any]):
+        self.lo, self.hi = lo, hi
+        self.obs = obs  # (N, 96, 96, 3) the whole shared batch
+        self.envs = [make_env(**env_kwargs) for _ in range(hi - lo)]
+        self.done = np.ones(hi - lo, dtype=bool)
+        self.last_info = [dict.fromkeys(INFO_FIELDS, 0) for _ in range(hi - lo)]
+
+    def reset(self, seeds: dict[int, int | None]) -> dict[str, np.ndarray]:
+        for i, seed in seeds.items():
+            k = i - self.lo
+            self.obs[i], info = self.envs[k].reset(seed=seed)
+            info["lap_finished"] = False
+            self.last_info[k] = info
+            self.done[k] = False
+        return self._infos()
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        n = self.hi - self.lo
+        reward = np.zeros(n)
+        terminated = np.zeros(n, dtype=bool)
+        truncated = np.zeros(n, dtype=bool)
+        for k in range(n):
+            if self.done[k]:
+                continue
+            obs, r, te, tr, info = self.envs[k].step(actions[k])
+            self.obs[self.lo + k] = obs
+            reward[k], terminated[k], truncated[k] = r, te, tr
+            self.last_info[k] = info
+            self.done[k] = te or tr
+        return reward, terminated, truncated, self.done.copy(), self._infos()
+
+    def _infos(self) -> dict[str, np.ndarray]:
+        return {
+            key: np.array([info[key] for info in self.last_info], dtype=dtype)
+            for key, dtype in INFO_FIELDS.items()
+        }
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def _worker(conn, shm_name: str, num_envs: int, lo: int, hi: int, env_kwargs: dict[str, Any]) -> None:
+    shm = shared_memory.SharedMemory(name=shm_name)
+    obs = np.ndarray((num_envs, *OBS_SHAPE), dtype=np.uint8, buffer=shm.buf)
+    shard = None
+    try:
+        shard = _Shard(lo, hi, obs, env_kwargs)
+        conn.send(("ok", None))
+        while True:
+            cmd, arg = conn.recv()
+            if cmd == "close":
+                break
+            try:  # a bad command is reported to the caller; the worker carries on
+                conn.send(("ok", shard.step(arg) if cmd == "step" else shard.reset(arg)))
+            except Exception:
+                conn.send(("error", traceback.format_exc()))
+    except (KeyboardInterrupt, EOFError):
+        pass
+    except Exception:  # the environments could not be built
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        if shard is not None:
+            shard.close()
+        del obs
+        shm.close()
+
+
+class VecRaceEnv:
+    """N racing environments stepped together, split over worker processes.
+
+    Args:
+        num_envs: N, the number of environments.
+        workers: processes to spread them over (0: all in this process). At most N.
+        renderer, weather, **car_racing_kwargs: as for `engine.make_env`, the same for all.
+        start_method: multiprocessing start method ("spawn" is safe with threads).
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        workers: int = 0,
+        renderer: str = "fast",
+        weather: str = "clear",
+        start_method: str = "spawn",
+        **car_racing_kwargs: Any,
+    ):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        if workers < 0:
+            raise ValueError(f"workers must be 0 (in-process) or more, got {workers}")
+        make_env(renderer=renderer, weather=weather).close()  # fail here on bad arguments
+        self.num_envs = num_envs
+        self.workers = min(workers, num_envs)
+        env_kwargs = dict(renderer=renderer, weather=weather, **car_racing_kwargs)
+        self._shm = shared_memory.SharedMemory(create=True, size=num_envs * int(np.prod(OBS_SHAPE)))
+        self.obs = np.ndarray((num_envs, *OBS_SHAPE), dtype=np.uint8, buffer=self._shm.buf)
+        self.obs[:] = 0
+        bounds = np.linspace(0, num_envs, max(self.workers, 1) + 1).round().astype(int)
+        self._bounds = list(zip(bounds[:-1], bounds[1:]))
+        self._conns, self._procs, self._local = [], [], None
+        if self.workers == 0:
+            self._local = _Shard(0, num_envs, self.obs, env_kwargs)
+        else:
+            ctx = mp.get_context(start_method)
+            for lo, hi in self._bounds:
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(
+                    target=_worker, args=(child, self._shm.name, num_envs, lo, hi, env_kwargs), daemon=True
+                )
+                proc.start()
+                child.close()
+                self._conns.append(parent)
+                self._procs.append(proc)
+            for conn in self._conns:
+                self._receive(conn)
+        self.done = np.ones(num_envs, dtype=bool)
+        self._closed = False
+
+    @staticmethod
+    def _receive(conn):
+        status, payload = conn.recv()
+        if status == "error":
+            raise RuntimeError(f"racing worker failed:\n{payload}")
+        return payload
+
+    def _gather(self, parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        return {key: np.concatenate([p[key] for p in parts]) for key in INFO_FIELDS}
+
+    def reset(self, seeds: list[int | None] | np.ndarray, indices: list[int] | None = None):
+        """Start new episodes: env `indices[j]` (default: all) on track `seeds[j]`.
+
+        Returns (obs (N, 96, 96, 3) uint8 view, info dict of (N,) arrays).
+        """
+        indices = list(range(self.num_envs)) if indices is None else [int(i) for i in indices]
+        if len(seeds) != len(indices):
+            raise ValueError(f"reset: {len(seeds)} seeds for {len(indices)} environments")
+        bad = [i for i in indices if not 0 <= i < self.num_envs]
+        if bad:
+            raise IndexError(f"reset: environment indices {bad} outside 0..{self.num_envs - 1}")
+        wanted = {i: (None if s is None else int(s)) for i, s in zip(indices, seeds)}
+        if self._local is not None:
+            info = self._local.reset(wanted)
+        else:
+            for conn, (lo, hi) in zip(self._conns, self._bounds):
+                conn.send(("reset", {i: s for i, s in wanted.items() if lo <= i < hi}))
+            info = self._gather([self._receive(conn) for conn in self._conns])
+        self.done[indices] = False
+        return self.obs, info
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Step every environment that has not ended. actions: (N, 3) float (steer, gas, brake)."""
+        actions = np.asarray(actions)
+        if actions.dtype.kind not in "fiu" or actions.shape != (self.num_envs, 3):
+            raise ValueError(
+                f"step: actions must be numeric of shape ({self.num_envs}, 3), "
+                f"got {actions.dtype} {actions.shape}"
+            )
+        bad = np.flatnonzero(~np.isfinite(actions).all(axis=1) & ~self.done)
+        if bad.size:
+            raise ValueError(f"step: actions of environments {bad.tolist()} are not finite")
+        if self._local is not None:
+            parts = [self._local.step(actions)]
+        else:
+            for conn, (lo, hi) in zip(self._conns, self._bounds):
+                conn.send(("step", actions[lo:hi]))
+            parts = [self._receive(conn) for conn in self._conns]
+        reward, terminated, truncated, done = (np.concatenate([p[k] for p in parts]) for k in range(4))
+        self.done = done
+        return StepResult(self.obs, reward, terminated, truncated, done, self._gather([p[4] for p in parts]))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._local is not None:
+            self._local.close()
+        for conn in self._conns:
+            try:
+                conn.send(("close", None))
+            except (BrokenPipeError, OSError):
+                pass
+        for proc in self._procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
+        del self.obs
+        self._shm.close()
+        self._shm.unlink()
+
+    def __enter__(self) -> VecRaceEnv:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass

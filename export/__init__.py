@@ -1,0 +1,1 @@
+"""torch -> ONNX export, quantisation and parity checks (issue 3)."""
