@@ -17,8 +17,8 @@ Geometry comes from the same places as the `exact` renderer: `camera(env)` and
 `to_screen` (pygame's own snapped cos/sin) give the world -> window map, the
 grass patches are `grass_vertices()`, the road is the live `env.road_vertices` /
 `env.road_colors` (tile colours change when first touched, so they are read every
-frame). Frames are close to stock, not equal (mean absolute difference about one
-grey level); the same env state always gives the same bytes.
+frame). Frames are close to stock, not equal (mean absolute difference about 0.2
+grey levels over a drive); the same env state always gives the same bytes.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import math
 import numpy as np
 import pygame
 from gymnasium.envs.box2d.car_dynamics import SIZE, WHEEL_R, WHEEL_W, WHEEL_WHITE
-from gymnasium.envs.box2d.car_racing import STATE_H, STATE_W, WINDOW_H, WINDOW_W
+from gymnasium.envs.box2d.car_racing import STATE_H, STATE_W, WINDOW_H, WINDOW_W, CarRacing
 from numba import njit
 
 from engine.render_exact import (
@@ -74,7 +74,7 @@ _BASIS = np.array([(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)])  # (3, 2) world origin, 
 # averaging rows runs over contiguous memory in each channel.
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _blend(buf, j, c, cov, r, g, b):
     # Coverage blending: the pixel moves `cov` of the way to the polygon colour.
     buf[0, j, c] += cov * (r - buf[0, j, c])
@@ -82,59 +82,107 @@ def _blend(buf, j, c, cov, r, g, b):
     buf[2, j, c] += cov * (b - buf[2, j, c])
 
 
-@njit(cache=True)
-def _fill_convex(buf, us, vs, n, r, g, b, sub, grow):
-    """Scan-convert the convex polygon (us[:n], vs[:n]) (output px) into the sub-row
-    buffer buf (3, rows * sub, STATE_W) float32, blending by horizontal coverage."""
+@njit(cache=True, inline="always")
+def _edge_slopes(us, vs, slopes, n):
+    # Each edge's du/dv once per polygon (0 for a horizontal edge, which _span skips).
+    for k in range(n):
+        k2 = k + 1 if k + 1 < n else 0
+        dv = vs[k2] - vs[k]
+        slopes[k] = (us[k2] - us[k]) / dv if dv != 0.0 else 0.0
+
+
+@njit(cache=True, inline="always")
+def _span(us, vs, slopes, n, v):
+    """Where the line at height v crosses the convex polygon: (left, right) output px,
+    left > right if it misses."""
+    xl = np.inf
+    xr = -np.inf
+    for k in range(n):
+        va = vs[k]
+        vb = vs[k + 1 if k + 1 < n else 0]
+        # Half-open in v, so a vertex on the line is counted once per side.
+        if (va <= v < vb) or (vb <= v < va):
+            x = us[k] + (v - va) * slopes[k]
+            xl = min(xl, x)
+            xr = max(xr, x)
+    return xl, xr
+
+
+@njit(cache=True, inline="always")
+def _paint_span(buf, j, xl, xr, r, g, b, grow):
+    # Sub-row j gets the span [xl - grow, xr + grow): interior pixels take the colour,
+    # the two end pixels blend by the fraction of them the span covers.
     width = buf.shape[2]
+    xl = max(xl - grow, 0.0)
+    xr = min(xr + grow, float(width))
+    if xr <= xl:
+        return
+    c0 = int(xl)
+    c1 = min(int(xr), width - 1)
+    if c0 == c1:
+        _blend(buf, j, c0, np.float32(xr - xl), r, g, b)
+        return
+    _blend(buf, j, c0, np.float32(c0 + 1.0 - xl), r, g, b)
+    # Slices, not index loops: numba then knows the indices are non-negative and
+    # emits plain vector stores (an index loop is ~10x slower here).
+    buf[0, j, c0 + 1 : c1] = r
+    buf[1, j, c0 + 1 : c1] = g
+    buf[2, j, c0 + 1 : c1] = b
+    _blend(buf, j, c1, np.float32(xr - c1), r, g, b)
+
+
+@njit(cache=True, inline="always")
+def _fill_convex(buf, us, vs, slopes, n, r, g, b, sub, grow):
+    """Scan-convert the convex polygon (us[:n], vs[:n]) (output px) into the sub-row
+    buffer buf (3, rows * sub, STATE_W) float32, blending by horizontal coverage.
+    slopes (MAX_VERTS,) is scratch."""
     vmin = vs[0]
     vmax = vs[0]
-    umin = us[0]
-    umax = us[0]
     for k in range(1, n):
         vmin = min(vmin, vs[k])
         vmax = max(vmax, vs[k])
-        umin = min(umin, us[k])
-        umax = max(umax, us[k])
-    if umax + grow <= 0.0 or umin - grow >= width or vmax <= 0.0 or vmin * sub >= buf.shape[1]:
-        return
     j0 = max(0, int(math.ceil(vmin * sub - 0.5)))
     j1 = min(buf.shape[1] - 1, int(math.floor(vmax * sub - 0.5)))
+    if j1 < j0:
+        return
+    _edge_slopes(us, vs, slopes, n)
     for j in range(j0, j1 + 1):
-        v = (j + 0.5) / sub  # sample the sub-row on its centre line
-        xl = np.inf
-        xr = -np.inf
-        for k in range(n):
-            k2 = k + 1 if k + 1 < n else 0
-            va = vs[k]
-            vb = vs[k2]
-            # Half-open in v, so a vertex on the line is counted once per side.
-            if (va <= v < vb) or (vb <= v < va):
-                x = us[k] + (v - va) * (us[k2] - us[k]) / (vb - va)
-                xl = min(xl, x)
-                xr = max(xr, x)
-        if xl > xr:
-            continue
-        xl = max(xl - grow, 0.0)
-        xr = min(xr + grow, float(width))
-        if xr <= xl:
-            continue
-        c0 = int(xl)
-        c1 = min(int(xr), width - 1)
-        if c0 == c1:
-            _blend(buf, j, c0, np.float32(xr - xl), r, g, b)
-            continue
-        _blend(buf, j, c0, np.float32(c0 + 1.0 - xl), r, g, b)
-        # Slices, not index loops: numba then knows the indices are non-negative and
-        # emits plain vector stores (an index loop is ~10x slower here).
-        buf[0, j, c0 + 1 : c1] = r
-        buf[1, j, c0 + 1 : c1] = g
-        buf[2, j, c0 + 1 : c1] = b
-        _blend(buf, j, c1, np.float32(xr - c1), r, g, b)
+        # Sample each sub-row on its centre line.
+        xl, xr = _span(us, vs, slopes, n, (j + 0.5) / sub)
+        if xl <= xr:
+            _paint_span(buf, j, xl, xr, r, g, b, grow)
 
 
 @njit(cache=True)
-def _fill_quads(buf, m, quads, colors, one_color, sub, grow, us, vs):
+def _fill_background(buf, m, field, color, sub, grow, us, vs, slopes):
+    """The field square (4, 2) (world units) over black. Every sub-row is written, so
+    buf needs no clearing beforehand (that alone would cost as much as the fill)."""
+    for k in range(4):
+        us[k] = m[0, 0] * field[k, 0] + m[0, 1] * field[k, 1] + m[0, 2]
+        vs[k] = m[1, 0] * field[k, 0] + m[1, 1] * field[k, 1] + m[1, 2]
+    _edge_slopes(us, vs, slopes, 4)
+    r = np.float32(color[0])
+    g = np.float32(color[1])
+    b = np.float32(color[2])
+    width = buf.shape[2]
+    for j in range(buf.shape[1]):
+        xl, xr = _span(us, vs, slopes, 4, (j + 0.5) / sub)
+        # Black where the span does not reach, including its two end pixels, which
+        # _paint_span blends onto what is there.
+        lo = width
+        hi = width
+        if xl <= xr:
+            lo = min(max(int(xl - grow), 0), width)
+            hi = max(min(int(math.ceil(xr + grow)), width), lo)
+        for ch in range(3):
+            buf[ch, j, 0 : lo + 1] = 0.0
+            buf[ch, j, max(hi - 1, 0) : width] = 0.0
+        if xl <= xr:
+            _paint_span(buf, j, xl, xr, r, g, b, grow)
+
+
+@njit(cache=True)
+def _fill_quads(buf, m, quads, colors, one_color, sub, grow, us, vs, slopes):
     """Transform the world quads (N, 4, 2) by the affine map m (2, 3) and fill them in
     order, coloured by colors (N, 3) truncated to integers as stock does, or by
     one_color (3,) when colors has no rows."""
@@ -142,21 +190,37 @@ def _fill_quads(buf, m, quads, colors, one_color, sub, grow, us, vs):
     r = np.float32(one_color[0])
     g = np.float32(one_color[1])
     b = np.float32(one_color[2])
+    u_hi = buf.shape[2] + grow
+    v_hi = buf.shape[1] / sub
     for i in range(quads.shape[0]):
+        # Cull off-screen quads here, before the call: most of the 400 grass patches and
+        # of the road are off-screen, and a call costs more than the test.
+        umin = np.inf
+        umax = -np.inf
+        vmin = np.inf
+        vmax = -np.inf
         for k in range(4):
             x = quads[i, k, 0]
             y = quads[i, k, 1]
-            us[k] = m[0, 0] * x + m[0, 1] * y + m[0, 2]
-            vs[k] = m[1, 0] * x + m[1, 1] * y + m[1, 2]
+            u = m[0, 0] * x + m[0, 1] * y + m[0, 2]
+            v = m[1, 0] * x + m[1, 1] * y + m[1, 2]
+            umin = min(umin, u)
+            umax = max(umax, u)
+            vmin = min(vmin, v)
+            vmax = max(vmax, v)
+            us[k] = u
+            vs[k] = v
+        if umax <= -grow or umin >= u_hi or vmax <= 0.0 or vmin >= v_hi:
+            continue
         if per_quad:
             r = np.float32(int(colors[i, 0]))
             g = np.float32(int(colors[i, 1]))
             b = np.float32(int(colors[i, 2]))
-        _fill_convex(buf, us, vs, 4, r, g, b, sub, grow)
+        _fill_convex(buf, us, vs, slopes, 4, r, g, b, sub, grow)
 
 
 @njit(cache=True)
-def _fill_body(buf, m, pose, local, n, color, sub, us, vs):
+def _fill_body(buf, m, pose, local, n, color, sub, us, vs, slopes):
     # Body transform (rotation, then translation), then the camera map m (2, 3).
     c = math.cos(pose[2])
     s = math.sin(pose[2])
@@ -165,8 +229,9 @@ def _fill_body(buf, m, pose, local, n, color, sub, us, vs):
         y = s * local[k, 0] + c * local[k, 1] + pose[1]
         us[k] = m[0, 0] * x + m[0, 1] * y + m[0, 2]
         vs[k] = m[1, 0] * x + m[1, 1] * y + m[1, 2]
-    _fill_convex(buf, us, vs, n, np.float32(color[0]), np.float32(color[1]), np.float32(color[2]),
-                 sub, 0.0)
+    _fill_convex(
+        buf, us, vs, slopes, n, np.float32(color[0]), np.float32(color[1]), np.float32(color[2]), sub, 0.0
+    )
 
 
 @njit(cache=True)
@@ -198,11 +263,11 @@ def _fill_pg_rect(img, xa, xb, ya, yb, color):
 
 
 @njit(cache=True)
-def _draw_car(buf, m, poses, phases, hull_local, hull_counts, wheel_local, car_colors, sub, us, vs):
+def _draw_car(buf, m, poses, phases, hull_local, hull_counts, wheel_local, car_colors, sub, us, vs, slopes):
     # As car_dynamics.Car.draw: each wheel then its grey stripe, then the hull's fixtures.
     stripe = np.empty((4, 2))
     for w in range(4):
-        _fill_body(buf, m, poses[w], wheel_local, 4, car_colors[1], sub, us, vs)
+        _fill_body(buf, m, poses[w], wheel_local, 4, car_colors[1], sub, us, vs, slopes)
         # The stripe spans STRIPE_SPAN of the wheel's rolling phase, clamped to the
         # wheel's ends where it runs over the top.
         s1 = math.sin(phases[w])
@@ -223,29 +288,31 @@ def _draw_car(buf, m, poses, phases, hull_local, hull_counts, wheel_local, car_c
         stripe[2, 1] = STRIPE_R * c2
         stripe[3, 0] = -STRIPE_HALF_W
         stripe[3, 1] = STRIPE_R * c2
-        _fill_body(buf, m, poses[w], stripe, 4, car_colors[2], sub, us, vs)
+        _fill_body(buf, m, poses[w], stripe, 4, car_colors[2], sub, us, vs, slopes)
     for f in range(hull_local.shape[0]):
-        _fill_body(buf, m, poses[4], hull_local[f], hull_counts[f], car_colors[0], sub, us, vs)
+        _fill_body(buf, m, poses[4], hull_local[f], hull_counts[f], car_colors[0], sub, us, vs, slopes)
 
 
 @njit(cache=True)
 def _draw_dashboard(img, dash):
     # CarRacing._render_indicators, on the flipped picture (window px).
-    s = WINDOW_W / 40.0
-    h = WINDOW_H / 40.0
-    _fill_pg_rect(img, 0.0, float(WINDOW_W), WINDOW_H - 5 * h, float(WINDOW_H), np.zeros(3, np.float32))
+    s = DASH_S
+    h = DASH_H
+    _fill_pg_rect(img, 0.0, float(WINDOW_W), DASH_TOP, float(WINDOW_H), np.zeros(3, np.float32))
     for k in range(5):  # speed, then the ABS sensors: vertical bars up from y = H - h
         if abs(dash[k]) > DASH_MIN:
             place = 5.0 if k == 0 else 6.0 + k
             val = (0.02 if k == 0 else 0.01) * dash[k]
-            _fill_pg_rect(img, place * s, (place + 1) * s, WINDOW_H - (h + h * val), WINDOW_H - h,
-                          DASH_COLORS[k])
+            _fill_pg_rect(
+                img, place * s, (place + 1) * s, WINDOW_H - (h + h * val), WINDOW_H - h, DASH_COLORS[k]
+            )
     for k in range(5, 7):  # steering and gyro: horizontal bars
         if abs(dash[k]) > DASH_MIN:
             place = 20.0 if k == 5 else 30.0
             val = (-10.0 if k == 5 else -0.8) * dash[k]
-            _fill_pg_rect(img, place * s, (place + val) * s, WINDOW_H - 4 * h, WINDOW_H - 2 * h,
-                          DASH_COLORS[k])
+            _fill_pg_rect(
+                img, place * s, (place + val) * s, WINDOW_H - 4 * h, WINDOW_H - 2 * h, DASH_COLORS[k]
+            )
 
 
 @njit(cache=True)
@@ -256,25 +323,24 @@ def _render_kernel(
 ):  # fmt: skip
     """One observation into out (STATE_H, STATE_W, 3) uint8.
 
-    buf (3, WORLD_ROWS * sub, STATE_W) and img (3, STATE_H, STATE_W) float32 and
-    planar (3, STATE_H, STATE_W) uint8 are scratch. m (2, 3): world -> output px. field (1, 4, 2), grass (G, 4, 2) and
-    road (P, 4, 2) are world quads; road_colors (P, 3). poses (5, 3): x, y, angle of
-    wheels 0-3 and the hull; phases (4,). hull_local (4, 8, 2) with hull_counts (4,);
-    wheel_local (4, 2). car_colors (3, 3): hull, wheel, stripe. dash (7,): speed, 4
-    wheel omegas, wheel 0 joint angle, hull angular velocity. text / text_box (h, w):
-    the score's grey level and box coverage at output resolution, placed at
-    (text_row, text_col).
+    Scratch: buf (3, WORLD_ROWS * sub, STATE_W) and img (3, STATE_H, STATE_W) float32,
+    planar (3, STATE_H, STATE_W) uint8.
+    m (2, 3): world -> output px. field (4, 2), grass (G, 4, 2), road (P, 4, 2): world
+    quads; road_colors (P, 3). poses (5, 3): x, y, angle of wheels 0-3 and the hull;
+    phases (4,) rad. hull_local (4, 8, 2) with hull_counts (4,); wheel_local (4, 2).
+    car_colors (3, 3) float32: hull, wheel, stripe. dash (7,): speed, 4 wheel omegas,
+    wheel 0 joint angle, hull angular velocity. text / text_box (h, w) float32: the
+    score's grey level and box coverage at output resolution, at (text_row, text_col).
     """
     us = np.empty(MAX_VERTS)
     vs = np.empty(MAX_VERTS)
+    slopes = np.empty(MAX_VERTS)
     no_colors = np.empty((0, 3))
-    buf[:] = 0.0  # outside the field the window is black
-
     # World, in stock's order: field, grass, road, then the car.
-    _fill_quads(buf, m, field, no_colors, field_color, sub, grow, us, vs)
-    _fill_quads(buf, m, grass, no_colors, grass_color, sub, grow, us, vs)
-    _fill_quads(buf, m, road, road_colors, field_color, sub, grow, us, vs)
-    _draw_car(buf, m, poses, phases, hull_local, hull_counts, wheel_local, car_colors, sub, us, vs)
+    _fill_background(buf, m, field, field_color, sub, grow, us, vs, slopes)
+    _fill_quads(buf, m, grass, no_colors, grass_color, sub, grow, us, vs, slopes)
+    _fill_quads(buf, m, road, road_colors, field_color, sub, grow, us, vs, slopes)  # per-tile colours
+    _draw_car(buf, m, poses, phases, hull_local, hull_counts, wheel_local, car_colors, sub, us, vs, slopes)
 
     # Box filter: each output row is the mean of its sub-rows.
     inv = np.float32(1.0 / sub)
@@ -310,7 +376,8 @@ def _render_kernel(
     flat = img.reshape(-1)
     planes = planar.reshape(-1)
     for i in range(flat.size):
-        planes[i] = np.uint8(min(max(flat[i] + np.float32(SMOOTHSCALE_BIAS), np.float32(0.0)), np.float32(255.0)))
+        x = flat[i] + np.float32(SMOOTHSCALE_BIAS)
+        planes[i] = np.uint8(min(max(x, np.float32(0.0)), np.float32(255.0)))
     o = out.reshape(-1)
     n = STATE_H * STATE_W
     for i in range(n):
@@ -347,7 +414,7 @@ class FastRenderer:
         self._sub = int(subrows)
         self._text: dict[str, tuple[np.ndarray, np.ndarray, int, int]] = {}
         self._grass = grass_vertices()  # (400, 4, 2) world units
-        self._field = np.ascontiguousarray(FIELD_VERTICES[None])  # (1, 4, 2) world units
+        self._field = np.ascontiguousarray(FIELD_VERTICES)  # (4, 2) world units
         self._buf = np.zeros((3, WORLD_ROWS * self._sub, STATE_W), dtype=np.float32)
         self._img = np.zeros((3, STATE_H, STATE_W), dtype=np.float32)
         self._planar = np.zeros((3, STATE_H, STATE_W), dtype=np.uint8)
@@ -400,7 +467,7 @@ class FastRenderer:
             patch = self._text[key] = (text, box, row, col)
         return patch
 
-    def render(self, env) -> np.ndarray:
+    def render(self, env: CarRacing) -> np.ndarray:
         """The observation of `env` (a CarRacing after reset). Returns (96, 96, 3) uint8,
         C-contiguous, a new array each call."""
         car = env.car

@@ -149,27 +149,39 @@ class VecRaceEnv:
         bounds = np.linspace(0, num_envs, max(self.workers, 1) + 1).round().astype(int)
         self._bounds = list(zip(bounds[:-1], bounds[1:]))
         self._conns, self._procs, self._local = [], [], None
-        if self.workers == 0:
-            self._local = _Shard(0, num_envs, self.obs, env_kwargs)
-        else:
-            ctx = mp.get_context(start_method)
-            for lo, hi in self._bounds:
-                parent, child = ctx.Pipe()
-                proc = ctx.Process(
-                    target=_worker, args=(child, self._shm.name, num_envs, lo, hi, env_kwargs), daemon=True
-                )
-                proc.start()
-                child.close()
-                self._conns.append(parent)
-                self._procs.append(proc)
-            for conn in self._conns:
-                self._receive(conn)
         self.done = np.ones(num_envs, dtype=bool)
         self._closed = False
+        try:
+            if self.workers == 0:
+                self._local = _Shard(0, num_envs, self.obs, env_kwargs)
+            else:
+                ctx = mp.get_context(start_method)
+                for lo, hi in self._bounds:
+                    parent, child = ctx.Pipe()
+                    proc = ctx.Process(
+                        target=_worker,
+                        args=(child, self._shm.name, num_envs, lo, hi, env_kwargs),
+                        daemon=True,
+                    )
+                    proc.start()
+                    child.close()
+                    self._conns.append(parent)
+                    self._procs.append(proc)
+                for conn in self._conns:
+                    self._receive(conn)
+        except BaseException:
+            self.close()  # no orphaned workers or shared memory
+            raise
 
     @staticmethod
     def _receive(conn):
-        status, payload = conn.recv()
+        try:
+            status, payload = conn.recv()
+        except EOFError:
+            raise RuntimeError(
+                "a racing worker exited without answering (its error is printed above; "
+                "with the 'spawn' start method, scripts need an `if __name__ == '__main__':` guard)"
+            ) from None
         if status == "error":
             raise RuntimeError(f"racing worker failed:\n{payload}")
         return payload

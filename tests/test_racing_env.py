@@ -88,12 +88,11 @@ def test_drop_in_for_gymnasium_make():
     # the 1000-step time limit truncates, as CarRacing-v3's registration does
     env = make_env("fast")
     env.reset(seed=0)
-    truncated = False
-    for step in range(1000):
+    steps, terminated, truncated = 0, False, False
+    while not (terminated or truncated):
         _, _, terminated, truncated, _ = env.step(np.array([0.0, 0.0, 1.0]))
-        if terminated or truncated:
-            break
-    assert truncated and step == 999
+        steps += 1
+    assert truncated and not terminated and steps == 1000
 
 
 def test_telemetry_in_info():

@@ -1,0 +1,57 @@
+"""The inference side (`engine`, `tui`) must work where torch cannot be imported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+BLOCK_TORCH = textwrap.dedent(
+    """
+    import sys
+
+    class BlockTorch:
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch" or name.startswith("torch."):
+                raise ImportError(f"{name} is blocked: the inference side must not need torch")
+            return None
+
+    sys.meta_path.insert(0, BlockTorch())
+    """
+)
+
+
+def test_engine_and_tui_import_and_run_without_torch():
+    code = BLOCK_TORCH + textwrap.dedent(
+        """
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            raise SystemExit("the torch block did not work")
+
+        import numpy as np
+        import engine
+        import tui  # noqa: F401
+        from engine.duel import Duel
+        from engine.vector_env import VecRaceEnv
+
+        for renderer in ("exact", "fast"):
+            env = engine.make_env(renderer)
+            obs, _ = env.reset(seed=0)
+            obs, *_ = env.step(np.array([0.0, 1.0, 0.0]))
+            assert obs.shape == (96, 96, 3)
+        duel = Duel(renderer="fast")
+        duel.reset(1)
+        duel.step(np.zeros((2, 3)))
+        with VecRaceEnv(2, workers=0, renderer="fast") as vec:
+            vec.reset([0, 1])
+            vec.step(np.zeros((2, 3)))
+        assert "torch" not in sys.modules, "torch was imported"
+        print("no-torch ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "no-torch ok" in result.stdout
