@@ -108,12 +108,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=300, help="env steps per timed run (default 300)")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds after warm-up (default 5)")
-    parser.add_argument("--vec-envs", type=int, default=8, help="environments in the vectorised runs")
+    parser.add_argument("--vec-envs", type=int, default=16, help="environments in the vectorised runs")
     parser.add_argument(
         "--quick", action="store_true", help="a few steps only: a smoke test, not a measurement"
     )
     parser.add_argument("--out", type=Path, help="also write the JSON result to this file")
+    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     args = parser.parse_args(argv)
+    if args.out and args.out.exists() and not args.force:
+        parser.error(f"{args.out} exists; pass --force to overwrite it")
     if args.quick:
         args.steps, args.repeats, args.vec_envs = 20, 1, 2
     if args.steps < 1 or args.repeats < 1 or args.vec_envs < 1:
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
         "renderers": bench_renderers(args.steps, args.repeats),
         "vector": {
             "num_envs": args.vec_envs,
-            **bench_vector(args.vec_envs, max(args.steps // 2, 10), args.repeats, [1, 2]),
+            **bench_vector(args.vec_envs, args.steps, args.repeats, [1, 2]),
         },
     }
     r = result["renderers"]
@@ -145,8 +148,6 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"  {label}  {w['median']:>8.0f}  ({w['min']:.0f}-{w['max']:.0f})")
     line = json.dumps(result)
     if args.out:
-        if args.out.exists() and args.quick:
-            parser.error(f"{args.out} exists; a --quick run does not overwrite results")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(line + "\n")
     print(line)

@@ -24,6 +24,7 @@ grey levels over a drive); the same env state always gives the same bytes.
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pygame
@@ -405,6 +406,24 @@ def _area_weights(start: int, length: int, n_out: int, n_window: int) -> tuple[i
     return first, w * inside[None, :]
 
 
+_scratch = threading.local()
+
+
+def _scratch_images(subrows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scratch images shared by every renderer of this thread: each frame overwrites them
+    whole, and one set (~0.5 MB) stays in cache where a set per environment would not
+    (a worker stepping 32 environments would otherwise cycle through 16 MB)."""
+    images = getattr(_scratch, "images", {})
+    _scratch.images = images
+    if subrows not in images:
+        images[subrows] = (
+            np.zeros((3, WORLD_ROWS * subrows, STATE_W), dtype=np.float32),  # sub-scanlines
+            np.zeros((3, STATE_H, STATE_W), dtype=np.float32),  # output, float
+            np.zeros((3, STATE_H, STATE_W), dtype=np.uint8),  # output, planar bytes
+        )
+    return images[subrows]
+
+
 class FastRenderer:
     """Draws `state_pixels` frames close to gymnasium's CarRacing-v3, directly at 96x96."""
 
@@ -415,9 +434,6 @@ class FastRenderer:
         self._text: dict[str, tuple[np.ndarray, np.ndarray, int, int]] = {}
         self._grass = grass_vertices()  # (400, 4, 2) world units
         self._field = np.ascontiguousarray(FIELD_VERTICES)  # (4, 2) world units
-        self._buf = np.zeros((3, WORLD_ROWS * self._sub, STATE_W), dtype=np.float32)
-        self._img = np.zeros((3, STATE_H, STATE_W), dtype=np.float32)
-        self._planar = np.zeros((3, STATE_H, STATE_W), dtype=np.uint8)
         self._m = np.zeros((2, 3))  # world -> output px
         self._poses = np.zeros((5, 3))  # x, y, angle: wheels 0-3, hull
         self._phases = np.zeros(4)  # rad
@@ -508,7 +524,7 @@ class FastRenderer:
 
         out = np.empty((STATE_H, STATE_W, 3), dtype=np.uint8)
         _render_kernel(
-            out, self._buf, self._img, self._planar, m, self._field, self._field_color, self._grass,
+            out, *_scratch_images(self._sub), m, self._field, self._field_color, self._grass,
             self._grass_color, env.road_vertices, env.road_colors, poses, self._phases,
             self._hull_local, self._hull_counts, self._wheel_local, self._car_colors, dash,
             text, box, row, col, self._sub, SPAN_GROW,

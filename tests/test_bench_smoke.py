@@ -26,11 +26,12 @@ def test_bench_env_quick_prints_table_and_json(tmp_path):
     for name in ("stock", "exact", "fast"):
         assert data["renderers"][name]["median"] > 0
     assert set(data["vector"]) >= {"workers_1", "workers_2"}
-    # a quick run never overwrites saved results
+    # saved results are never overwritten without --force
     again = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_env.py"), "--quick", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert again.returncode == 2 and "does not overwrite" in again.stderr
+    assert again.returncode == 2 and "pass --force" in again.stderr
+    assert json.loads(out.read_text()) == data
