@@ -3,7 +3,11 @@
     vmc-duel race [--seed N] [--renderer exact|fast|stock] [--weather clear|rain] [--speed ...] [--json]
 
 With no subcommand it runs `race` (the terminal app replaces it once it lands).
-Later issues add `tui`, `tournament`, `bench`, `train ...`, `export`, `serve`, `health`.
+
+Packages outside the runtime add their own subcommands without `engine` importing
+them: each registers a `register(subparsers)` function under the entry-point group
+`vmc_duel.commands` (see pyproject.toml: `train ...` and `export` come from there),
+and a subcommand stores its handler with `set_defaults(handler=...)`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from importlib.metadata import entry_points
 
 from engine.racing_env import RENDERERS, WEATHERS
 
@@ -38,6 +43,27 @@ def _add_race(sub: argparse._SubParsersAction) -> None:
         "or a factor of real time such as 2",
     )
     p.add_argument("--json", action="store_true", help="print only a JSON summary")
+    p.set_defaults(handler=_race)
+
+
+def _race(args: argparse.Namespace) -> int:
+    from engine.race import parse_speed, run_race
+
+    parse_speed(args.speed)  # ValueError -> usage error in main
+    try:
+        summary = run_race(
+            seed=args.seed,
+            renderer=args.renderer,
+            weather=args.weather,
+            speed=args.speed,
+            out=None if args.json else sys.stdout,
+        )
+    except KeyboardInterrupt:
+        print("race interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(summary))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,31 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_race(sub)
+    for ep in entry_points(group="vmc_duel.commands"):
+        ep.load()(sub)
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] or ["race"])
-
-    if args.command == "race":
-        from engine.race import parse_speed, run_race
-
-        try:
-            parse_speed(args.speed)
-        except ValueError as e:
-            parser.error(str(e))
-        try:
-            summary = run_race(
-                seed=args.seed,
-                renderer=args.renderer,
-                weather=args.weather,
-                speed=args.speed,
-                out=None if args.json else sys.stdout,
-            )
-        except KeyboardInterrupt:
-            print("race interrupted", file=sys.stderr)
-            return 130
-        if args.json:
-            print(json.dumps(summary))
-        return 0
-    parser.print_help()
-    return 2
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except ValueError as e:  # bad option values the parser could not see
+        parser.error(str(e))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,60 @@
+"""`vmc-duel train ...`: registered with the CLI through the `vmc_duel.commands` entry point.
+
+Only `collect` runs without torch; the training commands import it when they run and
+say how to install it when it is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+
+def _handler(module: str):
+    def run(args: argparse.Namespace) -> int:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name and e.name.split(".")[0] in {"torch", "onnx", "matplotlib", "cma"}:
+                raise SystemExit(
+                    f"`vmc-duel train {args.train_command}` needs {e.name}: pip install -e '.[train]'"
+                ) from None
+            raise
+        return mod.main(args)
+
+    return run
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from train import collect
+    from train.config import TrainMDNRNNConfig, TrainVAEConfig, add_dataclass_arguments
+
+    train = sub.add_parser("train", help="collect rollouts and train the world model and controllers")
+    steps = train.add_subparsers(dest="train_command", metavar="STEP", required=True)
+    p = steps.add_parser(
+        "collect",
+        help="collect exploration rollouts into data/",
+        description=collect.__doc__.split("\n\n")[0],
+    )
+    collect.add_arguments(p)
+    p.set_defaults(handler=_handler("train.collect"))
+
+    p = steps.add_parser(
+        "vae",
+        help="train the VAE on collected frames",
+        description="Train World Models' VAE (summed L2 + KL with free bits) on the collected frames, "
+        "with a held-out split, a checkpoint every epoch, resume, and PNGs of the loss and reconstructions.",
+    )
+    add_dataclass_arguments(p, TrainVAEConfig)
+    p.add_argument("--force", action="store_true", help="start over, replacing an existing run")
+    p.set_defaults(handler=_handler("train.vae"))
+
+    p = steps.add_parser(
+        "mdnrnn",
+        help="train the MDN-RNN (with reward and off-track heads) on VAE latents",
+        description="Encode the collected frames with the trained VAE, then train the LSTM + 5-Gaussian MDN "
+        "on the next z, with reward and off-track heads; reports held-out NLL, reward RMSE and off-track AUC.",
+    )
+    add_dataclass_arguments(p, TrainMDNRNNConfig)
+    p.add_argument("--force", action="store_true", help="start over, replacing an existing run")
+    p.set_defaults(handler=_handler("train.mdnrnn"))
