@@ -55,3 +55,28 @@ def test_engine_and_tui_import_and_run_without_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "no-torch ok" in result.stdout
+
+
+def test_cli_lists_every_command_without_torch():
+    """Training commands register through entry points without importing torch."""
+    code = BLOCK_TORCH + textwrap.dedent(
+        """
+        import contextlib, io
+        from engine.cli import main
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            try:
+                main(["--help"])
+            except SystemExit as e:
+                assert e.code == 0
+        text = out.getvalue()
+        for command in ("race", "train", "export"):
+            assert command in text, command
+        assert "torch" not in sys.modules
+        print("cli ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "cli ok" in result.stdout

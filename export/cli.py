@@ -1,0 +1,28 @@
+"""`vmc-duel export`: registered with the CLI through the `vmc_duel.commands` entry point."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        from export import onnx_export
+    except ModuleNotFoundError as e:
+        raise SystemExit(f"`vmc-duel export` needs {e.name}: pip install -e '.[train]'") from None
+    return onnx_export.main(args)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export the trained VAE and MDN-RNN to ONNX in weights/, with parity checks and the manifest",
+        description="Write weights/world_model.onnx, dream.onnx, decoder.onnx (dynamic batch), copy vae.pth and "
+        "mdnrnn.pth, check onnxruntime against torch at batch 1, 2 and 64, and write weights/manifest.json.",
+    )
+    p.add_argument("--vae", type=Path, default=Path("data/checkpoints/vae/vae.pth"), help="VAE weights")
+    p.add_argument("--mdnrnn", type=Path, default=Path("data/checkpoints/mdnrnn/mdnrnn.pth"), help="MDN-RNN weights")
+    p.add_argument("--out", type=Path, default=Path("weights"), help="output directory (default weights)")
+    p.add_argument("--force", action="store_true", help="replace files already in --out")
+    p.set_defaults(handler=_run)

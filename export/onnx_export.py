@@ -1,0 +1,158 @@
+"""torch -> ONNX: the world-model step, the dream step and the decoder, with parity checks
+and the manifest the engine reads its sizes from.
+
+    vmc-duel export [--vae data/checkpoints/vae/vae.pth] [--mdnrnn data/checkpoints/mdnrnn/mdnrnn.pth]
+                    [--out weights] [--force]
+
+Every graph has a dynamic batch axis. After writing each file the exporter runs it in
+onnxruntime at batch 1, 2 and 64 against torch and records the largest difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from export.graphs import DECODER_IO, DREAM_IO, WORLD_MODEL_IO, Decoder, DreamStep, WorldModelStep
+from train.models import MDNRNN, VAE, MDNRNNConfig, VAEConfig
+
+OPSET = 17
+PARITY_BATCHES = (1, 2, 64)
+PARITY_TOLERANCE = 1e-3  # max |torch - onnxruntime| accepted for float outputs
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_state(model: torch.nn.Module, path: Path, what: str) -> torch.nn.Module:
+    """Load a state dict (weights_only) into `model`; errors name the file."""
+    if not Path(path).exists():
+        raise ValueError(f"{path}: no {what} weights found")
+    try:
+        model.load_state_dict(torch.load(path, weights_only=True))
+    except (RuntimeError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not weights of this {what} architecture ({str(e)[:200]})") from None
+    return model.eval()
+
+
+def example_inputs(name: str, batch: int, rng: np.random.Generator, obs: np.ndarray | None = None) -> dict:
+    """Inputs of graph `name` for a batch; obs (B, 96, 96, 3) uint8 may be given."""
+    h = rng.standard_normal((batch, MDNRNNConfig.hidden_size)).astype(np.float32) * 0.5
+    c = rng.standard_normal((batch, MDNRNNConfig.hidden_size)).astype(np.float32) * 0.5
+    a = rng.uniform(-1, 1, (batch, 3)).astype(np.float32)
+    z = rng.standard_normal((batch, VAEConfig.z_size)).astype(np.float32)
+    if name == "world_model":
+        if obs is None:
+            obs = rng.integers(0, 256, (batch, 96, 96, 3), dtype=np.uint8)
+        return {"obs": obs[:batch], "prev_action": a, "h": h, "c": c}
+    if name == "dream":
+        return {"z": z, "action": a, "h": h, "c": c}
+    return {"z": z}
+
+
+def graphs(vae: VAE, rnn: MDNRNN) -> dict[str, tuple[torch.nn.Module, tuple[list[str], list[str]]]]:
+    return {
+        "world_model": (WorldModelStep(vae, rnn).eval(), WORLD_MODEL_IO),
+        "dream": (DreamStep(rnn).eval(), DREAM_IO),
+        "decoder": (Decoder(vae).eval(), DECODER_IO),
+    }
+
+
+def export_graph(module: torch.nn.Module, io: tuple[list[str], list[str]], name: str, path: Path) -> None:
+    inputs, outputs = io
+    example = example_inputs(name, 2, np.random.default_rng(0))
+    args = tuple(torch.from_numpy(example[k]) for k in inputs)
+    torch.onnx.export(
+        module,
+        args,
+        str(path),
+        input_names=inputs,
+        output_names=outputs,
+        dynamic_axes={k: {0: "batch"} for k in inputs + outputs},
+        opset_version=OPSET,
+        dynamo=False,
+    )
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+
+
+def parity(module: torch.nn.Module, io, name: str, path: Path, obs: np.ndarray | None = None) -> float:
+    """Largest |torch - onnxruntime| over every output at batches 1, 2, 64 (uint8 outputs: levels)."""
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inputs, outputs = io
+    worst = 0.0
+    rng = np.random.default_rng(1)
+    for batch in PARITY_BATCHES:
+        feed = example_inputs(name, batch, rng, obs if obs is not None and len(obs) >= batch else None)
+        with torch.no_grad():
+            ref = module(*(torch.from_numpy(feed[k]) for k in inputs))
+        ref = (ref,) if isinstance(ref, torch.Tensor) else ref
+        got = sess.run(outputs, feed)
+        for r, g in zip(ref, got):
+            if g.shape != tuple(r.shape):
+                raise RuntimeError(f"{path}: output shape {g.shape} != torch {tuple(r.shape)}")
+            worst = max(worst, float(np.abs(r.numpy().astype(np.float64) - g.astype(np.float64)).max()))
+    return worst
+
+
+def io_spec(path: Path) -> dict:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def spec(args):
+        return [{"name": a.name, "shape": [d if isinstance(d, int) else "batch" for d in a.shape], "type": a.type}
+                for a in args]  # fmt: skip
+
+    return {"inputs": spec(sess.get_inputs()), "outputs": spec(sess.get_outputs())}
+
+
+def export_all(vae_path: Path, rnn_path: Path, out: Path, force: bool = False, obs: np.ndarray | None = None) -> dict:
+    """Write weights/{vae.pth, mdnrnn.pth, world_model.onnx, dream.onnx, decoder.onnx, manifest.json}."""
+    out.mkdir(parents=True, exist_ok=True)
+    targets = ["vae.pth", "mdnrnn.pth", "world_model.onnx", "dream.onnx", "decoder.onnx", "manifest.json"]
+    existing = [t for t in targets if (out / t).exists()]
+    if existing and not force:
+        raise ValueError(f"{out} already holds {', '.join(existing)}: pass --force to replace them")
+    vae = load_state(VAE(VAEConfig()), vae_path, "VAE")
+    rnn = load_state(MDNRNN(MDNRNNConfig()), rnn_path, "MDN-RNN")
+    if Path(vae_path).resolve() != (out / "vae.pth").resolve():
+        shutil.copyfile(vae_path, out / "vae.pth")
+    if Path(rnn_path).resolve() != (out / "mdnrnn.pth").resolve():
+        shutil.copyfile(rnn_path, out / "mdnrnn.pth")
+    files: dict[str, dict] = {
+        "vae.pth": {"sha256": sha256(out / "vae.pth"), "source": str(vae_path)},
+        "mdnrnn.pth": {"sha256": sha256(out / "mdnrnn.pth"), "source": str(rnn_path)},
+    }
+    for name, (module, io) in graphs(vae, rnn).items():
+        path = out / f"{name}.onnx"
+        export_graph(module, io, name, path)
+        diff = parity(module, io, name, path, obs)
+        if diff > (1.0 if name == "decoder" else PARITY_TOLERANCE):
+            raise RuntimeError(f"{path}: onnxruntime differs from torch by {diff}")
+        files[path.name] = {"sha256": sha256(path), "opset": OPSET, "precision": "fp32",
+                            "parity_max_abs_diff": diff, **io_spec(path)}  # fmt: skip
+    manifest = {
+        "format": 1,
+        "sizes": {
+            "obs": [96, 96, 3], "action": 3, "z": VAEConfig.z_size, "hidden": MDNRNNConfig.hidden_size,
+            "gaussians": MDNRNNConfig.gaussians, "frame": [64, 64, 3],
+        },  # fmt: skip
+        "files": files,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def main(args: argparse.Namespace) -> int:
+    manifest = export_all(args.vae, args.mdnrnn, args.out, force=args.force)
+    for name, meta in manifest["files"].items():
+        extra = f"parity {meta['parity_max_abs_diff']:.2e}" if "parity_max_abs_diff" in meta else ""
+        print(f"{args.out / name}  sha256 {meta['sha256'][:12]}  {extra}")
+    return 0
