@@ -44,15 +44,20 @@ class Preprocess(nn.Module):
 
 
 class WorldModelStep(nn.Module):
-    def __init__(self, vae: VAE, rnn: MDNRNN):
+    """With `half`, the VAE and MDN-RNN compute in float16 (for CUDA) between float32 edges."""
+
+    def __init__(self, vae: VAE, rnn: MDNRNN, half: bool = False):
         super().__init__()
         self.pre, self.vae, self.rnn = Preprocess(), vae, rnn
+        self.dtype = torch.float16 if half else torch.float32
 
     def forward(self, obs, prev_action, h, c):
-        z, _ = self.vae.encode(self.pre(obs))  # (B, 32): the mean, no sampling at inference
-        h_next, c_next = lstm_cell(self.rnn, torch.cat([z, prev_action], dim=1), h, c)
+        d = self.dtype
+        z, _ = self.vae.encode(self.pre(obs).to(d))  # (B, 32): the mean, no sampling at inference
+        h_next, c_next = lstm_cell(self.rnn, torch.cat([z, prev_action.to(d)], dim=1), h.to(d), c.to(d))
         log_pi, mu, sigma, reward, off_logit = self.rnn.heads(h_next)
-        return z, h_next, c_next, log_pi, mu, sigma, reward, torch.sigmoid(off_logit)
+        outs = (z, h_next, c_next, log_pi, mu, sigma, reward, torch.sigmoid(off_logit))
+        return tuple(t.float() for t in outs)
 
 
 class DreamStep(nn.Module):

@@ -113,10 +113,20 @@ def io_spec(path: Path) -> dict:
     return {"inputs": spec(sess.get_inputs()), "outputs": spec(sess.get_outputs())}
 
 
-def export_all(vae_path: Path, rnn_path: Path, out: Path, force: bool = False, obs: np.ndarray | None = None) -> dict:
-    """Write weights/{vae.pth, mdnrnn.pth, world_model.onnx, dream.onnx, decoder.onnx, manifest.json}."""
+def export_all(
+    vae_path: Path,
+    rnn_path: Path,
+    out: Path,
+    force: bool = False,
+    obs: np.ndarray | None = None,
+    variants: bool = True,
+    calibration_steps: int = 100,
+) -> dict:
+    """Write weights/{vae.pth, mdnrnn.pth, world_model.onnx, dream.onnx, decoder.onnx, manifest.json}
+    and, with `variants`, world_model.int8.onnx and world_model.fp16.onnx."""
     out.mkdir(parents=True, exist_ok=True)
-    targets = ["vae.pth", "mdnrnn.pth", "world_model.onnx", "dream.onnx", "decoder.onnx", "manifest.json"]
+    targets = ["vae.pth", "mdnrnn.pth", "world_model.onnx", "dream.onnx", "decoder.onnx", "manifest.json",
+               "world_model.int8.onnx", "world_model.fp16.onnx"]  # fmt: skip
     existing = [t for t in targets if (out / t).exists()]
     if existing and not force:
         raise ValueError(f"{out} already holds {', '.join(existing)}: pass --force to replace them")
@@ -138,6 +148,23 @@ def export_all(vae_path: Path, rnn_path: Path, out: Path, force: bool = False, o
             raise RuntimeError(f"{path}: onnxruntime differs from torch by {diff}")
         files[path.name] = {"sha256": sha256(path), "opset": OPSET, "precision": "fp32",
                             "parity_max_abs_diff": diff, **io_spec(path)}  # fmt: skip
+    if variants:
+        from export import variants as var
+
+        calibration = var.policy_observations(var.CALIBRATION_SEEDS, calibration_steps)
+        check = var.policy_observations((var.CHECK_SEED,), 64)
+        fp32 = out / "world_model.onnx"
+        var.make_int8(fp32, out / "world_model.int8.onnx", calibration)
+        var.make_fp16(vae, rnn, out / "world_model.fp16.onnx")
+        for precision in ("int8", "fp16"):
+            path = out / f"world_model.{precision}.onnx"
+            files[path.name] = {"sha256": sha256(path), "opset": OPSET, "precision": precision,
+                                "variant_of": "world_model.onnx", **var.compare(fp32, path, check),
+                                **io_spec(path)}  # fmt: skip
+        files["world_model.int8.onnx"]["calibration"] = {
+            "tracks": list(var.CALIBRATION_SEEDS), "observations": int(len(calibration)),
+            "policy": "train.collect.ClumsyDriver",
+        }  # fmt: skip
     manifest = {
         "format": 1,
         "sizes": {
@@ -154,5 +181,9 @@ def main(args: argparse.Namespace) -> int:
     manifest = export_all(args.vae, args.mdnrnn, args.out, force=args.force)
     for name, meta in manifest["files"].items():
         extra = f"parity {meta['parity_max_abs_diff']:.2e}" if "parity_max_abs_diff" in meta else ""
+        if "z_mean_abs_err" in meta:
+            extra = (f"z error vs fp32 {meta['z_mean_abs_err']:.4f} ({100 * meta['z_err_over_spread']:.2f}% of z's "
+                     f"spread), {meta['latency_us_batch1_1thread']:.0f} us vs fp32 "
+                     f"{meta['fp32_latency_us_batch1_1thread']:.0f} us (batch 1, 1 thread)")  # fmt: skip
         print(f"{args.out / name}  sha256 {meta['sha256'][:12]}  {extra}")
     return 0

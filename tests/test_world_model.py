@@ -141,7 +141,7 @@ def test_export_random_models_parity_manifest_and_refusals(tmp_path):
     torch.save(VAE(VAEConfig()).state_dict(), tmp_path / "v.pth")
     torch.save(MDNRNN(MDNRNNConfig()).state_dict(), tmp_path / "m.pth")
     out = tmp_path / "weights"
-    manifest = export_all(tmp_path / "v.pth", tmp_path / "m.pth", out, obs=real_observations(64))
+    manifest = export_all(tmp_path / "v.pth", tmp_path / "m.pth", out, obs=real_observations(64), calibration_steps=10)
     for name in ("world_model.onnx", "dream.onnx"):
         assert manifest["files"][name]["parity_max_abs_diff"] < 1e-3  # batches 1, 2, 64
     assert manifest["files"]["decoder.onnx"]["parity_max_abs_diff"] <= 1.0  # uint8 rounding
@@ -149,6 +149,10 @@ def test_export_random_models_parity_manifest_and_refusals(tmp_path):
     wm = manifest["files"]["world_model.onnx"]
     assert [i["name"] for i in wm["inputs"]] == ["obs", "prev_action", "h", "c"]
     assert wm["inputs"][0]["shape"] == ["batch", 96, 96, 3]
+    for precision in ("int8", "fp16"):  # variants: same interface, z close to fp32
+        meta = manifest["files"][f"world_model.{precision}.onnx"]
+        assert meta["precision"] == precision and meta["inputs"] == wm["inputs"]
+        assert meta["z_err_over_spread"] < 0.2
     with pytest.raises(ValueError, match="pass --force"):
         export_all(tmp_path / "v.pth", tmp_path / "m.pth", out)
     data = bytearray((out / "dream.onnx").read_bytes())
@@ -157,11 +161,11 @@ def test_export_random_models_parity_manifest_and_refusals(tmp_path):
     with pytest.raises(WeightsError, match="dream.onnx: sha256 does not match"):
         load_manifest(out)
     with pytest.raises(ValueError, match="not weights of this MDN-RNN"):
-        export_all(tmp_path / "v.pth", tmp_path / "v.pth", tmp_path / "other")
+        export_all(tmp_path / "v.pth", tmp_path / "v.pth", tmp_path / "other", variants=False)
 
 
 def test_export_of_the_trained_run(run, tmp_path):
-    manifest = export_all(run["vae"].out / "vae.pth", run["mdn"].out / "mdnrnn.pth", tmp_path / "w")
+    manifest = export_all(run["vae"].out / "vae.pth", run["mdn"].out / "mdnrnn.pth", tmp_path / "w", variants=False)
     sess = ort.InferenceSession(str(tmp_path / "w" / "world_model.onnx"), providers=["CPUExecutionProvider"])
     obs = real_observations(4)
     z, h, c, log_pi, mu, sigma, reward, off = sess.run(None, {
