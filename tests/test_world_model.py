@@ -199,3 +199,11 @@ def test_shipped_onnx_matches_shipped_torch_on_real_frames():
             ref = WorldModelStep(vae, rnn)(*(torch.from_numpy(v) for v in feed.values()))
         for r, g in zip(ref, got):
             assert np.abs(r.numpy() - g).max() < 1e-3
+
+
+def test_renderer_gap_is_measured(run):
+    from train.renderer_gap import renderer_gap
+
+    r = renderer_gap(run["vae"].out / "vae.pth", tracks=1, steps=12)
+    assert r["states"] == 12 and r["z_spread"] > 0
+    assert 0 <= r["gap_over_spread"] < 1 and r["pixel_mean_abs_diff_96"] < 2.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from pathlib import Path
 
 
 def _handler(module: str):
@@ -58,3 +59,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dataclass_arguments(p, TrainMDNRNNConfig)
     p.add_argument("--force", action="store_true", help="start over, replacing an existing run")
     p.set_defaults(handler=_handler("train.mdnrnn"))
+
+    p = steps.add_parser(
+        "renderer-gap",
+        help="measure how far the fast renderer's frames move z against the exact renderer's",
+        description="Draw the same states with the exact and fast renderers, encode both with the VAE, "
+        "and report mean |z_fast - z_exact| against z's spread.",
+    )
+    p.add_argument("--vae", type=Path, default=Path("data/checkpoints/vae/vae.pth"), help="VAE weights")
+    p.add_argument("--tracks", type=int, default=5, help="tracks to drive (default 5)")
+    p.add_argument("--steps", type=int, default=300, help="steps per track (default 300)")
+    p.add_argument("--out", type=Path, help="also write the JSON result here")
+    p.set_defaults(handler=_handler("train.renderer_gap"))
