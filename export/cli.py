@@ -24,5 +24,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vae", type=Path, default=Path("data/checkpoints/vae/vae.pth"), help="VAE weights")
     p.add_argument("--mdnrnn", type=Path, default=Path("data/checkpoints/mdnrnn/mdnrnn.pth"), help="MDN-RNN weights")
     p.add_argument("--out", type=Path, default=Path("weights"), help="output directory (default weights)")
+    p.add_argument("--renderer-gap", type=Path, help="JSON from `vmc-duel train renderer-gap --out` to record")
     p.add_argument("--force", action="store_true", help="replace files already in --out")
     p.set_defaults(handler=_run)

@@ -113,6 +113,21 @@ def io_spec(path: Path) -> dict:
     return {"inputs": spec(sess.get_inputs()), "outputs": spec(sess.get_outputs())}
 
 
+def training_record(vae_path: Path, rnn_path: Path, renderer_gap: Path | None) -> dict:
+    """What the weights came from: the runs' history.json beside each weight file (if there)."""
+    record: dict = {}
+    for key, path in (("vae", vae_path), ("mdnrnn", rnn_path)):
+        hist = Path(path).parent / "history.json"
+        if hist.exists():
+            h = json.loads(hist.read_text())
+            record[key] = {"run": str(Path(path).parent), "epochs": len(h["history"]), "final": h["history"][-1]}
+            if "files" in h:
+                record[key]["data_episodes"] = len(h["files"])
+    if renderer_gap is not None:
+        record["renderer_gap"] = json.loads(Path(renderer_gap).read_text())
+    return record
+
+
 def export_all(
     vae_path: Path,
     rnn_path: Path,
@@ -121,6 +136,7 @@ def export_all(
     obs: np.ndarray | None = None,
     variants: bool = True,
     calibration_steps: int = 100,
+    renderer_gap: Path | None = None,
 ) -> dict:
     """Write weights/{vae.pth, mdnrnn.pth, world_model.onnx, dream.onnx, decoder.onnx, manifest.json}
     and, with `variants`, world_model.int8.onnx and world_model.fp16.onnx."""
@@ -167,6 +183,7 @@ def export_all(
         }  # fmt: skip
     manifest = {
         "format": 1,
+        "training": training_record(vae_path, rnn_path, renderer_gap),
         "sizes": {
             "obs": [96, 96, 3], "action": 3, "z": VAEConfig.z_size, "hidden": MDNRNNConfig.hidden_size,
             "gaussians": MDNRNNConfig.gaussians, "frame": [64, 64, 3],
@@ -178,7 +195,7 @@ def export_all(
 
 
 def main(args: argparse.Namespace) -> int:
-    manifest = export_all(args.vae, args.mdnrnn, args.out, force=args.force)
+    manifest = export_all(args.vae, args.mdnrnn, args.out, force=args.force, renderer_gap=args.renderer_gap)
     for name, meta in manifest["files"].items():
         extra = f"parity {meta['parity_max_abs_diff']:.2e}" if "parity_max_abs_diff" in meta else ""
         if "z_mean_abs_err" in meta:
