@@ -18,7 +18,6 @@ import argparse
 import hashlib
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from train import checkpoint
 from train.config import TrainMDNRNNConfig, from_args
 from train.models import MDNRNN, VAE, MDNRNNConfig, VAEConfig, mdn_nll
 from train.shards import list_episodes, load_episode
@@ -200,21 +200,7 @@ def train_mdnrnn(cfg: TrainMDNRNNConfig, force: bool = False) -> dict:
     ckpt_path = cfg.out / "checkpoint.pt"
     model = MDNRNN(MDNRNNConfig())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    history: list[dict] = []
-    if ckpt_path.exists() and not force:
-        ckpt = torch.load(ckpt_path, weights_only=True)
-        try:
-            model.load_state_dict(ckpt["model"])
-        except RuntimeError as e:
-            raise ValueError(f"{ckpt_path}: not a checkpoint of this MDN-RNN ({e}); --force starts over") from None
-        opt.load_state_dict(ckpt["optimizer"])
-        history = json.loads(ckpt["history"])
-        if len(history) >= cfg.epochs:
-            raise ValueError(
-                f"{ckpt_path} already has {len(history)} epochs (asked for {cfg.epochs}): "
-                "raise --epochs to continue it, or --force to train from scratch"
-            )
-        print(f"resuming {ckpt_path} after epoch {len(history)}")
+    history = checkpoint.resume(ckpt_path, model, opt, cfg.epochs, "MDN-RNN") if not force else []
     episodes = encode_episodes(cfg)
     train = [e for e in episodes if e["index"] % VAL_EVERY != VAL_EVERY - 1]
     val = [e for e in episodes if e["index"] % VAL_EVERY == VAL_EVERY - 1]
@@ -245,13 +231,7 @@ def train_mdnrnn(cfg: TrainMDNRNNConfig, force: bool = False) -> dict:
             train_m = dict(zip(("nll", "reward_mse", "off_track_bce"), (sums / steps).tolist()))
             history.append({"epoch": epoch + 1, "train": train_m, "val": evaluate(model, val),
                             "seconds": time.perf_counter() - t0})  # fmt: skip
-            torch.save(
-                {"model": model.state_dict(), "optimizer": opt.state_dict(), "history": json.dumps(history),
-                 "config": json.dumps(asdict(cfg), default=str)},
-                ckpt_path.with_suffix(".tmp"),
-            )  # fmt: skip
-            ckpt_path.with_suffix(".tmp").replace(ckpt_path)
-            torch.save(model.state_dict(), cfg.out / "mdnrnn.pth")
+            checkpoint.save(ckpt_path, model, opt, history, cfg, cfg.out / "mdnrnn.pth")
             (cfg.out / "history.json").write_text(json.dumps({"history": history, "vae": str(cfg.vae)}, indent=1))
             save_png(history, cfg.out)
             v = history[-1]["val"]

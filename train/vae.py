@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from train import checkpoint
 from train.config import TrainVAEConfig, from_args
 from train.models import VAE, VAEConfig, vae_loss
 from train.shards import list_episodes, load_episode
@@ -108,32 +108,16 @@ def train_vae(cfg: TrainVAEConfig, force: bool = False) -> dict:
     ckpt_path = cfg.out / "checkpoint.pt"
     model = VAE(VAEConfig())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    history: list[dict] = []
-    start_epoch = 0
-    if ckpt_path.exists() and not force:
-        ckpt = torch.load(ckpt_path, weights_only=True)
-        try:
-            model.load_state_dict(ckpt["model"])
-        except RuntimeError as e:
-            raise ValueError(f"{ckpt_path}: not a checkpoint of this VAE ({e}); use --force to start over") from None
-        opt.load_state_dict(ckpt["optimizer"])
-        history = json.loads(ckpt["history"])
-        start_epoch = len(history)
-        if start_epoch >= cfg.epochs:
-            raise ValueError(
-                f"{ckpt_path} already has {start_epoch} epochs (asked for {cfg.epochs}): "
-                "raise --epochs to continue it, or --force to train from scratch"
-            )
-        print(f"resuming {ckpt_path} after epoch {start_epoch}")
+    history = checkpoint.resume(ckpt_path, model, opt, cfg.epochs, "VAE") if not force else []
 
     train, val, files = load_frames(cfg.data)
     print(f"{len(train)} training frames, {len(val)} held-out frames from {len(files)} episodes")
-    rng = np.random.default_rng([cfg.seed, start_epoch])
+    rng = np.random.default_rng([cfg.seed, len(history)])
     steps = len(train) // cfg.batch_size
     columns = (TextColumn("vae epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.fields[info]}"),
                TimeRemainingColumn())  # fmt: skip
     with Progress(*columns) as bar:
-        for epoch in range(start_epoch, cfg.epochs):
+        for epoch in range(len(history), cfg.epochs):
             task = bar.add_task("", total=steps, epoch=epoch + 1, info="")
             order = rng.permutation(len(train))
             t0, running = time.perf_counter(), 0.0
@@ -153,13 +137,7 @@ def train_vae(cfg: TrainVAEConfig, force: bool = False) -> dict:
                 "epoch": epoch + 1, "train_loss": running / steps, "val": evaluate(model, val, cfg),
                 "seconds": time.perf_counter() - t0,
             })  # fmt: skip
-            torch.save(
-                {"model": model.state_dict(), "optimizer": opt.state_dict(), "history": json.dumps(history),
-                 "config": json.dumps(asdict(cfg), default=str)},
-                ckpt_path.with_suffix(".tmp"),
-            )  # fmt: skip
-            ckpt_path.with_suffix(".tmp").replace(ckpt_path)
-            torch.save(model.state_dict(), cfg.out / "vae.pth")
+            checkpoint.save(ckpt_path, model, opt, history, cfg, cfg.out / "vae.pth")
             (cfg.out / "history.json").write_text(json.dumps({"history": history, "files": files}, indent=1))
             save_pngs(model, val, history, cfg.out)
             v = history[-1]["val"]

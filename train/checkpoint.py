@@ -1,0 +1,46 @@
+"""Per-epoch checkpoints shared by the training scripts: resume, refuse, save atomically."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+
+def resume(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, epochs: int, what: str) -> list[dict]:
+    """Load `path` into model and optimiser if it exists; returns the epoch history so far.
+
+    Raises ValueError naming the file when it belongs to another architecture, or when it
+    already has `epochs` epochs (more epochs continue it; --force starts over)."""
+    if not path.exists():
+        return []
+    ckpt = torch.load(path, weights_only=True)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError) as e:
+        raise ValueError(f"{path}: not a checkpoint of this {what} ({str(e)[:200]}); --force starts over") from None
+    opt.load_state_dict(ckpt["optimizer"])
+    history = json.loads(ckpt["history"])
+    if len(history) >= epochs:
+        raise ValueError(
+            f"{path} already has {len(history)} epochs (asked for {epochs}): "
+            "raise --epochs to continue it, or --force to train from scratch"
+        )
+    print(f"resuming {path} after epoch {len(history)}")
+    return history
+
+
+def save(
+    path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, history: list[dict], cfg, weights: Path
+) -> None:
+    """Write the checkpoint (tmp file + rename) and the bare state dict `weights`."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {"model": model.state_dict(), "optimizer": opt.state_dict(), "history": json.dumps(history),
+         "config": json.dumps(asdict(cfg), default=str)},
+        tmp,
+    )  # fmt: skip
+    tmp.replace(path)
+    torch.save(model.state_dict(), weights)
