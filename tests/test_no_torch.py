@@ -48,6 +48,9 @@ def test_engine_and_tui_import_and_run_without_torch():
         with VecRaceEnv(2, workers=0, renderer="fast") as vec:
             vec.reset([0, 1])
             vec.step(np.zeros((2, 3)))
+        from engine.runtime import WorldModel  # the shipped world model through onnxruntime
+        out = WorldModel(1, device="cpu").step(obs[None])
+        assert out["z"].shape == (1, 32)
         assert "torch" not in sys.modules, "torch was imported"
         print("no-torch ok")
         """

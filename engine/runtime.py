@@ -1,0 +1,106 @@
+"""onnxruntime sessions for the engine, and the batched world-model step.
+
+`make_session` picks providers (`device="auto"|"cpu"|"cuda"`: auto takes CUDA when
+onnxruntime-gpu sees a GPU), sets threads, turns thread spinning off for interactive use
+(a live duel runs one small batch every 20 ms: spinning threads would burn the cores
+the environments need), and on CUDA asks cuDNN for heuristic convolution algorithms
+(the default re-benchmarks every new batch size).
+
+`WorldModel` runs every player's VAE + MDN-RNN step in one `run` per env step and keeps
+each player's LSTM state and previous action; sizes come from weights/manifest.json.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from engine.manifest import WEIGHTS_DIR, WeightsError, load_manifest
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "int8", "fp16")
+GPU_FIX = "pip uninstall -y onnxruntime && pip install onnxruntime-gpu"
+
+
+def providers_for(device: str) -> list:
+    """onnxruntime providers for `device`; ValueError naming the fix when CUDA is asked for but absent."""
+    if device not in DEVICES:
+        raise ValueError(f"device={device!r} is not one of {', '.join(DEVICES)}")
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if device == "cuda" and not has_cuda:
+        raise ValueError(f"device=cuda: this onnxruntime has no CUDA provider ({GPU_FIX})")
+    if device == "cpu" or not has_cuda:
+        return ["CPUExecutionProvider"]
+    return [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"}), "CPUExecutionProvider"]
+
+
+def make_session(path: Path, device: str = "auto", threads: int = 1, interactive: bool = True) -> ort.InferenceSession:
+    """An InferenceSession on `path` for `device`, with `threads` intra-op threads."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    if interactive:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(str(path), opts, providers=providers_for(device))
+    except (ort.capi.onnxruntime_pybind11_state.InvalidProtobuf, ort.capi.onnxruntime_pybind11_state.Fail) as e:
+        raise WeightsError(f"{path}: onnxruntime cannot load it ({str(e)[:200]})") from None
+
+
+class WorldModel:
+    """The world-model step for a batch of players, with their LSTM state.
+
+    Args:
+        players: batch size B.
+        device: auto, cpu or cuda.
+        precision: fp32, int8 or fp16 variant of world_model.onnx; auto = fp16 on CUDA, fp32 else.
+        weights_dir: where manifest.json and the graphs are (checked against their sha256).
+    """
+
+    OUTPUTS = ("z", "h_next", "c_next", "mdn_log_pi", "mdn_mu", "mdn_sigma", "reward", "off_track_prob")
+
+    def __init__(self, players: int, device: str = "auto", precision: str = "auto", weights_dir: Path = WEIGHTS_DIR,
+                 threads: int = 1):  # fmt: skip
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+        self.manifest = load_manifest(weights_dir)
+        sizes = self.manifest["sizes"]
+        self.players, self.hidden, self.z_size = players, sizes["hidden"], sizes["z"]
+        providers = providers_for(device)
+        on_cuda = providers[0] != "CPUExecutionProvider"
+        if precision == "auto":
+            precision = "fp16" if on_cuda else "fp32"
+        name = "world_model.onnx" if precision == "fp32" else f"world_model.{precision}.onnx"
+        if name not in self.manifest["files"]:
+            raise WeightsError(f"{Path(weights_dir) / name}: the {precision} variant is not in the manifest")
+        self.precision, self.device = precision, "cuda" if on_cuda else "cpu"
+        self.session = make_session(Path(weights_dir) / name, device, threads)
+        self.h = np.zeros((players, self.hidden), np.float32)  # (B, H)
+        self.c = np.zeros((players, self.hidden), np.float32)  # (B, H)
+        self.prev_action = np.zeros((players, sizes["action"]), np.float32)  # (B, 3)
+
+    def reset(self, players: list[int] | None = None) -> None:
+        """Zero the state of `players` (default: all)."""
+        idx = slice(None) if players is None else players
+        self.h[idx] = 0.0
+        self.c[idx] = 0.0
+        self.prev_action[idx] = 0.0
+
+    def step(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+        """obs (B, 96, 96, 3) uint8 -> the graph's outputs by name; the state advances.
+
+        z (B, 32) and h (B, 256) afterwards are what the controller reads; call
+        `set_actions` with the actions taken so the next step sees them."""
+        if obs.shape != (self.players, 96, 96, 3) or obs.dtype != np.uint8:
+            raise ValueError(f"obs must be ({self.players}, 96, 96, 3) uint8, got {obs.dtype}{obs.shape}")
+        out = dict(zip(self.OUTPUTS, self.session.run(list(self.OUTPUTS), {
+            "obs": obs, "prev_action": self.prev_action, "h": self.h, "c": self.c,
+        })))  # fmt: skip
+        self.h, self.c = out["h_next"], out["c_next"]
+        return out
+
+    def set_actions(self, actions: np.ndarray) -> None:
+        """The actions (B, 3) the players took after the last step."""
+        self.prev_action[:] = actions

@@ -1,0 +1,87 @@
+"""The onnxruntime side of the engine on the shipped weights (no torch involved)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from engine import make_env
+from engine.manifest import WEIGHTS_DIR, WeightsError
+from engine.runtime import WorldModel, make_session, providers_for
+
+pytestmark = pytest.mark.skipif(not (WEIGHTS_DIR / "manifest.json").exists(), reason="no weights shipped")
+
+
+def observations(n_players: int, steps: int) -> np.ndarray:
+    """(steps, n_players, 96, 96, 3): players driving the same track differently."""
+    envs = [make_env("fast") for _ in range(n_players)]
+    frames = np.zeros((steps, n_players, 96, 96, 3), np.uint8)
+    for p, env in enumerate(envs):
+        frames[0, p], _ = env.reset(seed=3)
+        for t in range(1, steps):
+            frames[t, p], *_ = env.step(np.array([0.3 * (p - 0.5), 1.0, 0.0]))
+    return frames
+
+
+def test_batched_step_equals_one_player_at_a_time():
+    frames = observations(2, 12)
+    batch = WorldModel(2, device="cpu")
+    singles = [WorldModel(1, device="cpu") for _ in range(2)]
+    for t in range(len(frames)):
+        out = batch.step(frames[t])
+        for p, wm in enumerate(singles):
+            one = wm.step(frames[t, p : p + 1])
+            assert np.allclose(out["z"][p], one["z"][0], atol=1e-5)
+            assert np.allclose(batch.h[p], wm.h[0], atol=1e-5)
+        batch.set_actions(np.array([[0.1, 0.5, 0.0], [-0.2, 1.0, 0.0]]))
+        for p, wm in enumerate(singles):
+            wm.set_actions(batch.prev_action[p : p + 1])
+    assert out["z"].shape == (2, 32) and out["mdn_mu"].shape == (2, 32, 5)
+    assert ((out["off_track_prob"] >= 0) & (out["off_track_prob"] <= 1)).all()
+
+
+def test_state_is_kept_and_reset_per_player():
+    frames = observations(2, 3)
+    wm = WorldModel(2, device="cpu")
+    wm.step(frames[0])
+    wm.step(frames[1])
+    assert np.abs(wm.h).sum() > 0
+    wm.reset([1])
+    assert np.abs(wm.h[1]).sum() == 0 and np.abs(wm.h[0]).sum() > 0
+    with pytest.raises(ValueError, match=r"obs must be \(2, 96, 96, 3\) uint8"):
+        wm.step(frames[0, :1])
+
+
+def test_precision_variants_agree_with_fp32():
+    frames = observations(1, 4)
+    for precision, tolerance in (("int8", 0.1), ("fp16", 0.01)):
+        ref = WorldModel(1, device="cpu", precision="fp32")
+        wm = WorldModel(1, device="cpu", precision=precision)
+        for t in range(len(frames)):
+            z_ref = ref.step(frames[t])["z"]
+            z = wm.step(frames[t])["z"]
+            assert np.abs(z - z_ref).mean() < tolerance, precision
+        assert wm.precision == precision
+    assert WorldModel(1, device="cpu").precision == "fp32"  # auto on CPU
+
+
+def test_devices_and_bad_files(tmp_path):
+    assert providers_for("cpu") == ["CPUExecutionProvider"]
+    with pytest.raises(ValueError, match="device='tpu'"):
+        providers_for("tpu")
+    if "CUDAExecutionProvider" not in __import__("onnxruntime").get_available_providers():
+        with pytest.raises(ValueError, match="onnxruntime-gpu"):
+            providers_for("cuda")
+    with pytest.raises(ValueError, match="precision='fp8'"):
+        WorldModel(1, precision="fp8")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(WeightsError, match="broken.onnx: onnxruntime cannot load it"):
+        make_session(broken)
+    copy = tmp_path / "weights"
+    shutil.copytree(WEIGHTS_DIR, copy)
+    (copy / "world_model.onnx").write_bytes((copy / "world_model.onnx").read_bytes()[:-1] + b"x")
+    with pytest.raises(WeightsError, match="world_model.onnx: sha256 does not match"):
+        WorldModel(1, weights_dir=copy)
