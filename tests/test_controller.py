@@ -1,0 +1,47 @@
+"""The numba linear controller and its weight files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.controller import ControllerError, load_controller, policy_actions
+
+
+def reference(W, b, z, h):
+    a = np.tanh(W @ np.concatenate([z, h]) + b)
+    return np.array([a[0], (a[1] + 1) / 2, np.clip(a[2], 0, 1)])
+
+
+def test_policy_matches_world_models_mapping():
+    rng = np.random.default_rng(0)
+    W = rng.normal(0, 0.1, (2, 3, 288))
+    b = rng.normal(0, 0.5, (2, 3))
+    z = rng.normal(0, 1, (2, 32)).astype(np.float32)
+    h = rng.normal(0, 0.3, (2, 256)).astype(np.float32)
+    out = np.zeros((2, 3))
+    policy_actions(W, b, z, h, out)
+    for p in range(2):
+        assert np.allclose(out[p], reference(W[p], b[p], z[p], h[p]), atol=1e-12)
+    assert (out[:, 1] >= 0).all() and (out[:, 1] <= 1).all() and (out[:, 2] >= 0).all()
+
+
+def test_controller_files_are_checked(tmp_path):
+    good = tmp_path / "c.npz"
+    np.savez(good, W=np.zeros((3, 288)), b=np.zeros(3), generations=np.int64(5), placeholder=np.bool_(True))
+    W, b, meta = load_controller(good, 32, 256)
+    assert W.shape == (3, 288) and meta["generations"] == 5 and meta["placeholder"] is True
+    wrong = tmp_path / "w.npz"
+    np.savez(wrong, W=np.zeros((3, 100)), b=np.zeros(3))
+    with pytest.raises(ControllerError, match=r"w.npz: W \(3, 100\)"):
+        load_controller(wrong, 32, 256)
+    nan = tmp_path / "n.npz"
+    np.savez(nan, W=np.full((3, 288), np.nan), b=np.zeros(3))
+    with pytest.raises(ControllerError, match="n.npz: W or b holds NaN"):
+        load_controller(nan, 32, 256)
+    corrupt = tmp_path / "x.npz"
+    corrupt.write_bytes(good.read_bytes()[:50])
+    with pytest.raises(ControllerError, match="x.npz: unreadable"):
+        load_controller(corrupt, 32, 256)
+    with pytest.raises(ControllerError, match="no such controller file"):
+        load_controller(tmp_path / "none.npz", 32, 256)
