@@ -85,3 +85,16 @@ def test_devices_and_bad_files(tmp_path):
     (copy / "world_model.onnx").write_bytes((copy / "world_model.onnx").read_bytes()[:-1] + b"x")
     with pytest.raises(WeightsError, match="world_model.onnx: sha256 does not match"):
         WorldModel(1, weights_dir=copy)
+
+
+def test_shipped_controllers_load_and_are_marked_placeholders():
+    from engine.controller import load_controller
+    from engine.manifest import load_manifest
+
+    manifest = load_manifest(WEIGHTS_DIR)
+    sizes = manifest["sizes"]
+    for name in ("controllerA.npz", "controllerB.npz"):
+        meta = manifest["files"][name]
+        assert meta["placeholder"] is True and "not CMA-ES" in meta["method"]
+        W, b, file_meta = load_controller(WEIGHTS_DIR / name, sizes["z"], sizes["hidden"])
+        assert W.shape == (3, sizes["z"] + sizes["hidden"]) and file_meta["placeholder"] is True
