@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from engine.racing_env import RENDERERS, WEATHERS
 
@@ -66,6 +67,27 @@ def _race(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_health(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "health",
+        help="check the environment, onnxruntime providers and the shipped weights",
+        description="Step the racing environment, list onnxruntime's providers, and check every shipped "
+        "file's sha256 against weights/manifest.json. Exit status 1 when something needed to race is broken.",
+    )
+    p.add_argument("--weights", type=Path, default=None, help="weights directory (default: the shipped weights/)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=_health)
+
+
+def _health(args: argparse.Namespace) -> int:
+    from engine.health import check, format_report
+    from engine.manifest import WEIGHTS_DIR
+
+    report = check(args.weights or WEIGHTS_DIR)
+    print(json.dumps(report) if args.json else format_report(report))
+    return 0 if report["ok"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="vmc-duel",
@@ -73,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_race(sub)
+    _add_health(sub)
     for ep in entry_points(group="vmc_duel.commands"):
         ep.load()(sub)
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] or ["race"])

@@ -72,3 +72,17 @@ def test_duel_cars_end_on_their_own():
     assert a.done and b.done and a.step == b.step == 30
     assert a.speed > b.speed
     assert duel.winner() in ("A", "B", None)
+
+
+def test_health_reports_weights_and_fails_on_broken_ones(tmp_path):
+    result = run("health", "--json", timeout=120)
+    report = json.loads(result.stdout)
+    assert result.returncode == 0 and report["ok"] and report["environment"]["ok"]
+    assert "CPUExecutionProvider" in report["providers"]
+    assert report["weights"]["files"]["controllerA.npz"]["placeholder"] is True
+    broken = tmp_path / "weights"
+    broken.mkdir()
+    (broken / "manifest.json").write_text('{"files": {"vae.pth": {"sha256": "0"}}, "sizes": {}}')
+    result = run("health", "--weights", str(broken), timeout=120)
+    assert result.returncode == 1
+    assert "vae.pth: listed in" in result.stdout and "UNHEALTHY: weights" in result.stdout

@@ -1,0 +1,77 @@
+"""`vmc-duel health`: is this install able to race? Environment, providers, weights.
+
+Like the original design's GET /health: the environment steps, onnxruntime's providers,
+and every shipped file's sha256 against weights/manifest.json (placeholders flagged).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.manifest import WEIGHTS_DIR, WeightsError, load_manifest
+
+PACKAGES = ("gymnasium", "box2d", "pygame-ce", "onnxruntime", "onnxruntime-gpu", "numpy", "numba", "textual")
+
+
+def check(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
+    """A health report; report['ok'] is False when anything needed to race is broken."""
+    report: dict[str, Any] = {"python": platform.python_version(), "packages": {}}
+    for name in PACKAGES:
+        try:
+            report["packages"][name] = version(name)
+        except PackageNotFoundError:
+            report["packages"][name] = None
+    problems = []
+    try:
+        from engine import make_env
+
+        env = make_env("fast")
+        env.reset(seed=0)
+        start = time.perf_counter()
+        for _ in range(20):
+            env.step(np.array([0.0, 1.0, 0.0]))
+        report["environment"] = {"ok": True, "fast_steps_per_second": 20 / (time.perf_counter() - start)}
+    except Exception as e:  # report, don't crash: this is the diagnostic
+        report["environment"] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+        problems.append("environment")
+    import onnxruntime as ort
+
+    report["providers"] = ort.get_available_providers()
+    try:
+        manifest = load_manifest(weights_dir)
+        report["weights"] = {
+            "ok": True, "dir": str(weights_dir),
+            "files": {n: {"sha256_ok": True, "placeholder": bool(m.get("placeholder", False))}
+                      for n, m in manifest["files"].items()},
+        }  # fmt: skip
+    except WeightsError as e:
+        report["weights"] = {"ok": False, "dir": str(weights_dir), "error": str(e)}
+        problems.append("weights")
+    report["ok"] = not problems
+    report["problems"] = problems
+    return report
+
+
+def format_report(r: dict[str, Any]) -> str:
+    lines = [f"python {r['python']}"]
+    lines += [f"  {k:<16}{v or '-'}" for k, v in r["packages"].items()]
+    env = r["environment"]
+    lines.append(
+        f"environment  {'ok' if env['ok'] else 'BROKEN'}"
+        + (f" ({env['fast_steps_per_second']:.0f} fast steps/s)" if env["ok"] else f": {env['error']}")
+    )
+    lines.append(f"providers    {', '.join(r['providers'])}")
+    w = r["weights"]
+    if w["ok"]:
+        lines.append(f"weights      ok, {len(w['files'])} files match {w['dir']}/manifest.json")
+        lines += [f"  {n} (PLACEHOLDER)" for n, m in w["files"].items() if m["placeholder"]]
+    else:
+        lines.append(f"weights      BROKEN: {w['error']}")
+    lines.append("healthy" if r["ok"] else f"UNHEALTHY: {', '.join(r['problems'])}")
+    return "\n".join(lines)
