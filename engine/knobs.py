@@ -103,15 +103,20 @@ def _spec(name: str, raw: Any, where: str) -> KnobSpec:
                     raw["meaning"].strip())  # fmt: skip
 
 
+def read_yaml(path: Path, what: str) -> Any:
+    """yaml.safe_load of `path`; KnobError naming the file when it is missing or not YAML."""
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise KnobError(f"{path}: no such {what}") from None
+    except yaml.YAMLError as e:
+        raise KnobError(f"{path}: not valid YAML ({e})") from None
+
+
 def load_bounds(path: Path = BOUNDS_PATH) -> Bounds:
     """Parse and check a bounds file; KnobError names the file and the key at fault."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise KnobError(f"{path}: no such bounds file") from None
-    except yaml.YAMLError as e:
-        raise KnobError(f"{path}: not valid YAML ({e})") from None
+    raw = read_yaml(path, "bounds file")
     if not isinstance(raw, dict) or set(raw) != {"knobs", "invariants"}:
         raise KnobError(f"{path}: expected exactly the sections 'knobs' and 'invariants'")
     knobs: dict[str, KnobSpec] = {}
@@ -182,13 +187,7 @@ class Knobs:
 
 def load_knobs_file(path: Path, bounds: Bounds) -> Knobs:
     """A YAML mapping of knob to value (gating_bias nested) -> validated Knobs."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise KnobError(f"{path}: no such knobs file") from None
-    except yaml.YAMLError as e:
-        raise KnobError(f"{path}: not valid YAML ({e})") from None
+    raw = read_yaml(path, "knobs file")
     knobs = Knobs(bounds)
     knobs.update(raw or {}, where=str(path))
     return knobs
