@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.racing_env import make_env
+from engine.racing_env import FPS, make_env  # FPS: steps per second of race time
 
 PLAYERS = ("A", "B")
-FPS = 50  # CarRacing-v3 steps per second of race time
 
 
 @dataclass

@@ -22,7 +22,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
-from gymnasium.envs.box2d.car_racing import CarRacing  # noqa: E402
+from gymnasium.envs.box2d.car_racing import FPS, CarRacing  # noqa: E402, F401  (FPS: for the duel)
 from gymnasium.error import InvalidAction  # noqa: E402
 from gymnasium.wrappers import OrderEnforcing, TimeLimit  # noqa: E402
 

@@ -59,7 +59,7 @@ class WorldModel:
         weights_dir: where manifest.json and the graphs are (checked against their sha256).
     """
 
-    OUTPUTS = ("z", "h_next", "c_next", "mdn_log_pi", "mdn_mu", "mdn_sigma", "reward", "off_track_prob")
+    OUTPUTS = ["z", "h_next", "c_next", "mdn_log_pi", "mdn_mu", "mdn_sigma", "reward", "off_track_prob"]
 
     def __init__(self, players: int, device: str = "auto", precision: str = "auto", weights_dir: Path = WEIGHTS_DIR,
                  threads: int = 1):  # fmt: skip
@@ -95,7 +95,7 @@ class WorldModel:
         `set_actions` with the actions taken so the next step sees them."""
         if obs.shape != (self.players, 96, 96, 3) or obs.dtype != np.uint8:
             raise ValueError(f"obs must be ({self.players}, 96, 96, 3) uint8, got {obs.dtype}{obs.shape}")
-        out = dict(zip(self.OUTPUTS, self.session.run(list(self.OUTPUTS), {
+        out = dict(zip(self.OUTPUTS, self.session.run(self.OUTPUTS, {
             "obs": obs, "prev_action": self.prev_action, "h": self.h, "c": self.c,
         })))  # fmt: skip
         self.h, self.c = out["h_next"], out["c_next"]

@@ -40,25 +40,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     collect.add_arguments(p)
     p.set_defaults(handler=_handler("train.collect"))
 
-    p = steps.add_parser(
-        "vae",
-        help="train the VAE on collected frames",
-        description="Train World Models' VAE (summed L2 + KL with free bits) on the collected frames, "
-        "with a held-out split, a checkpoint every epoch, resume, and PNGs of the loss and reconstructions.",
-    )
-    add_dataclass_arguments(p, TrainVAEConfig)
-    p.add_argument("--force", action="store_true", help="start over, replacing an existing run")
-    p.set_defaults(handler=_handler("train.vae"))
-
-    p = steps.add_parser(
-        "mdnrnn",
-        help="train the MDN-RNN (with reward and off-track heads) on VAE latents",
-        description="Encode the collected frames with the trained VAE, then train the LSTM + 5-Gaussian MDN "
-        "on the next z, with reward and off-track heads; reports held-out NLL, reward RMSE and off-track AUC.",
-    )
-    add_dataclass_arguments(p, TrainMDNRNNConfig)
-    p.add_argument("--force", action="store_true", help="start over, replacing an existing run")
-    p.set_defaults(handler=_handler("train.mdnrnn"))
+    trainings = (
+        ("vae", TrainVAEConfig, "train the VAE on collected frames",
+         "Train World Models' VAE (summed L2 + KL with free bits) on the collected frames, with a held-out "
+         "split, a checkpoint every epoch, resume, and PNGs of the loss and reconstructions."),
+        ("mdnrnn", TrainMDNRNNConfig, "train the MDN-RNN (with reward and off-track heads) on VAE latents",
+         "Encode the collected frames with the trained VAE, then train the LSTM + 5-Gaussian MDN on the next z, "
+         "with reward and off-track heads; reports held-out NLL, reward RMSE and off-track AUC."),
+    )  # fmt: skip
+    for name, config, summary, description in trainings:
+        p = steps.add_parser(name, help=summary, description=description)
+        add_dataclass_arguments(p, config)
+        p.add_argument("--force", action="store_true", help="start over, replacing an existing run")
+        p.set_defaults(handler=_handler(f"train.{name}"))
 
     p = steps.add_parser(
         "renderer-gap",

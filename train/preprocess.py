@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.weather import PLAY_ROWS
+
 OBS_SIZE = 96  # px, CarRacing-v3 observation side
-CROP_ROWS = 84  # px, rows above the dashboard bar (96 * 35/40)
+CROP_ROWS = PLAY_ROWS  # px, rows above the dashboard bar (84)
 MODEL_SIZE = 64  # px, VAE input side, as in World Models
 
 
