@@ -1,6 +1,7 @@
 """`vmc-duel`: one command line with subcommands.
 
-    vmc-duel race [--seed N] [--renderer exact|fast|stock] [--weather clear|rain] [--speed ...] [--json]
+    vmc-duel race [--seed N] [--steps K] [--knobs-a FILE] [--knobs-b FILE] [--renderer exact|fast|stock]
+                  [--weather clear|rain] [--device auto|cpu|cuda] [--speed ...] [--json]
 
 With no subcommand it runs `race` (the terminal app replaces it once it lands).
 
@@ -19,16 +20,21 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from engine.racing_env import RENDERERS, WEATHERS
+from engine.runtime import DEVICES, PRECISIONS
 
 
 def _add_race(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "race",
-        help="run a headless duel to the end, printing live telemetry",
-        description="Race player A against player B on one track (same seed, identical conditions) "
-        "and print their telemetry every second of race time, then the winner.",
+        help="run a headless duel to the end, printing live telemetry and a result table",
+        description="Race controller A against controller B on one track (same seed, identical conditions): "
+        "both players' world models run batched in one onnxruntime session, the controllers and strategy knobs in "
+        "numba. Prints telemetry every second of race time, then a result table (or JSON lines with --json).",
     )
-    p.add_argument("--seed", type=int, default=0, help="track seed (default: 0)")
+    p.add_argument("--seed", type=int, default=None, help="track seed (default: a random one, reported)")
+    p.add_argument("--steps", type=int, default=None, help="stop after this many steps (default: race to the end)")
+    p.add_argument("--knobs-a", type=Path, metavar="FILE", help="YAML of player A's knobs (see configs/bounds.yaml)")
+    p.add_argument("--knobs-b", type=Path, metavar="FILE", help="YAML of player B's knobs")
     p.add_argument(
         "--renderer",
         choices=RENDERERS,
@@ -37,33 +43,45 @@ def _add_race(sub: argparse._SubParsersAction) -> None:
         "fast (numba, approximate) or stock (gymnasium's own)",
     )
     p.add_argument("--weather", choices=WEATHERS, default="clear", help="clear (default) or rain")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA when available, default), cpu, cuda")
+    p.add_argument(
+        "--precision", choices=PRECISIONS, default="auto", help="world-model variant: auto (fp16 on CUDA, fp32 on CPU)"
+    )
     p.add_argument(
         "--speed",
         default="max",
         help="realtime (50 steps/s, as the game runs), max (as fast as possible, default) "
         "or a factor of real time such as 2",
     )
-    p.add_argument("--json", action="store_true", help="print only a JSON summary")
+    p.add_argument("--json", action="store_true", help="print JSON lines (start, telemetry every second, result)")
     p.set_defaults(handler=_race)
 
 
 def _race(args: argparse.Namespace) -> int:
+    from engine.knobs import KnobError
+    from engine.manifest import WeightsError
     from engine.race import parse_speed, run_race
 
     parse_speed(args.speed)  # ValueError -> usage error in main
     try:
-        summary = run_race(
+        run_race(
             seed=args.seed,
+            steps=args.steps,
+            knobs_a=args.knobs_a,
+            knobs_b=args.knobs_b,
             renderer=args.renderer,
             weather=args.weather,
+            device=args.device,
+            precision=args.precision,
             speed=args.speed,
-            out=None if args.json else sys.stdout,
+            json_lines=args.json,
         )
+    except (KnobError, WeightsError) as e:
+        print(f"vmc-duel race: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("race interrupted", file=sys.stderr)
         return 130
-    if args.json:
-        print(json.dumps(summary))
     return 0
 
 

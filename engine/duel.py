@@ -1,26 +1,38 @@
-"""A duel: two cars on the same track (same seed), stepped in lockstep, each ending on its own.
+"""The duel: two learned players on the same track, stepped in lockstep, each ending on its own.
 
-The two environments never interact: each car has its own world, so neither can block
-the other, and both see identical conditions. Telemetry per player: step, reward,
-speed, off-track time, tiles; the winner has the higher reward once both have ended
-(ties go to more tiles visited, then to fewer off-track steps).
+Each car has its own environment on the same seed, so neither can block the other and
+both see identical conditions. Every step, both players' (or, for a batch of duels, all
+2N players') world-model steps run in one onnxruntime call, then the controllers, the
+predicted risk and the strategy knobs (engine.players). Knobs can change between steps.
+
+Winner: the higher reward once both cars have ended; on a tie, less time off the road.
+Same seed, same knobs and same weights -> the same race, bit for bit.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import secrets
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engine.racing_env import FPS, make_env  # FPS: steps per second of race time
+from engine.knobs import Knobs, load_bounds
+from engine.manifest import WEIGHTS_DIR
+from engine.players import Players, invariants_array, load_controllers
+from engine.racing_env import FPS  # steps per second of race time
+from engine.strategy import REGIMES
+from engine.vector_env import VecRaceEnv
 
 PLAYERS = ("A", "B")
+SEED_RANGE = 2**31  # random seeds are drawn below this
 
 
 @dataclass
 class PlayerTelemetry:
-    """What the duel reports about one car."""
+    """What the duel reports about one car after a step."""
 
     step: int = 0  # steps taken this episode
     reward: float = 0.0  # episode return so far
@@ -28,7 +40,10 @@ class PlayerTelemetry:
     off_track_steps: int = 0  # steps with all four wheels off the road
     tiles_visited: int = 0
     track_tiles: int = 1
-    done: bool = False
+    action: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # steer, gas, brake given to the car
+    risk: float = 0.0  # predicted risk in [0, 1]
+    regimes: dict[str, float] = field(default_factory=dict)  # gate weight per regime
+    done: bool = False  # finished: the lap, the time limit or off the playfield
     lap_finished: bool = False
 
     @property
@@ -42,70 +57,164 @@ class PlayerTelemetry:
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["off_track_seconds"] = self.off_track_seconds
-        d["tiles_fraction"] = self.tiles_fraction
+        d["tiles_percent"] = 100.0 * self.tiles_fraction
         return d
 
 
 class Duel:
-    """Two CarRacing-v3 environments on one seed.
+    """`duels` duels of A against B at once: players 2d (A) and 2d + 1 (B) race track `seeds[d]`.
 
     Args:
-        renderer, weather, **car_racing_kwargs: as for `engine.make_env`, the same for both.
+        controllers: the two controller files (A, B); default the shipped weights.
+        knobs: the two players' Knobs (A, B) or 2 x duels of them; default all at their defaults.
+        renderer, weather: as for `engine.make_env`, the same for every car.
+        device, precision, weights_dir, threads: as for `engine.runtime.WorldModel`.
+        duels: duels raced together (a tournament batches them).
+        workers: environment worker processes (0: in this process).
+        max_episode_steps: the time limit (CarRacing-v3: 1000).
     """
 
-    def __init__(self, renderer: str = "exact", weather: str = "clear", **car_racing_kwargs: Any):
-        self.envs = [make_env(renderer=renderer, weather=weather, **car_racing_kwargs) for _ in PLAYERS]
-        self.renderer, self.weather = renderer, weather
-        self.obs = np.zeros((len(PLAYERS), 96, 96, 3), dtype=np.uint8)  # (2, 96, 96, 3)
-        self.telemetry = [PlayerTelemetry() for _ in PLAYERS]
-        self.seed: int | None = None
+    def __init__(self, controllers: Sequence[Path] | None = None, knobs: Sequence[Knobs] | None = None,
+                 renderer: str = "exact", weather: str = "clear", device: str = "auto", precision: str = "auto",
+                 weights_dir: Path = WEIGHTS_DIR, duels: int = 1, threads: int = 1, workers: int = 0,
+                 max_episode_steps: int = 1000):  # fmt: skip
+        if duels < 1:
+            raise ValueError(f"duels must be at least 1, got {duels}")
+        n = 2 * duels
+        self.duels, self.renderer, self.weather = duels, renderer, weather
+        self.bounds = load_bounds()
+        if knobs is None:
+            knobs = [Knobs(self.bounds) for _ in range(n)]
+        elif len(knobs) == 2:
+            knobs = [knobs[p % 2] if duels == 1 else _copy(knobs[p % 2]) for p in range(n)]
+        elif len(knobs) != n:
+            raise ValueError(f"knobs: give 2 (A, B) or {n}, got {len(knobs)}")
+        self.knobs = list(knobs)
+        paths = controllers or [Path(weights_dir) / f"controller{name}.npz" for name in PLAYERS]
+        W, b, self.controller_meta = load_controllers(list(paths), weights_dir)
+        self.vec = VecRaceEnv(n, workers=workers, renderer=renderer, weather=weather,
+                              max_episode_steps=max_episode_steps)  # fmt: skip
+        try:
+            knob_rows = np.stack([k.as_array() for k in self.knobs])  # (2N, 7)
+            self.players = Players(np.tile(W, (duels, 1, 1)), np.tile(b, (duels, 1)), knob_rows,
+                                   invariants_array(self.bounds), device=device, precision=precision,
+                                   weights_dir=weights_dir, threads=threads)  # fmt: skip
+        except BaseException:
+            self.vec.close()
+            raise
+        self.wet = np.full(n, 1.0 if weather == "rain" else 0.0)
+        self.telemetry = [PlayerTelemetry() for _ in range(n)]
+        self.seeds: list[int] = []
+        self.running = False
+        self._slip = np.zeros(n)
 
-    def reset(self, seed: int) -> np.ndarray:
-        """Both cars to the start of track `seed`. Returns obs (2, 96, 96, 3) uint8."""
-        self.seed = int(seed)
-        for p, env in enumerate(self.envs):
-            self.obs[p], info = env.reset(seed=self.seed)
-            self.telemetry[p] = PlayerTelemetry(
-                speed=info["speed"], tiles_visited=info["tiles_visited"], track_tiles=info["track_tiles"]
-            )
-        return self.obs
+    # -- control -------------------------------------------------------------------------
+    def reset(self, seed: int | Sequence[int] | None = None) -> list[int]:
+        """Every car to the start. seed: one per duel (an int for one duel); None draws
+        random seeds. Returns the seeds raced."""
+        if seed is None:
+            seeds = [secrets.randbelow(SEED_RANGE) for _ in range(self.duels)]
+        else:
+            seeds = [int(seed)] if np.isscalar(seed) else [int(s) for s in seed]
+        if len(seeds) != self.duels:
+            raise ValueError(f"reset: {len(seeds)} seeds for {self.duels} duels")
+        self.seeds = seeds
+        _, info = self.vec.reset([s for s in seeds for _ in PLAYERS])
+        self.players.reset()
+        self._slip = info["slip"].copy()
+        for p in range(2 * self.duels):
+            self.telemetry[p] = PlayerTelemetry(speed=float(info["speed"][p]), track_tiles=int(info["track_tiles"][p]))
+        self.running = False
+        return seeds
 
-    def step(self, actions: np.ndarray) -> np.ndarray:
-        """One step for each car still racing. actions: (2, 3) (steer, gas, brake).
-        Returns obs (2, 96, 96, 3) uint8 (a finished car's last frame stays)."""
-        if self.seed is None:
-            raise RuntimeError("Duel.step before Duel.reset(seed)")
-        for p, env in enumerate(self.envs):
-            t = self.telemetry[p]
+    def start(self) -> None:
+        self.running = not self.finished
+
+    def pause(self) -> None:
+        self.running = False
+
+    def set_knobs(self, player: int | str, changes: dict[str, Any], where: str = "knob update") -> None:
+        """Change a player's knobs (index, or "A"/"B" in a single duel) from the next step on.
+        All changes apply, or none and KnobError names the bad one."""
+        p = PLAYERS.index(player) if isinstance(player, str) else int(player)
+        self.knobs[p].update(changes, where=where)
+        self.players.knobs[p] = self.knobs[p].as_array()
+
+    # -- the race ------------------------------------------------------------------------
+    def step(self) -> list[PlayerTelemetry]:
+        """One step for every car still racing; returns the telemetry (one per player)."""
+        if not self.seeds:
+            raise RuntimeError("Duel.step before Duel.reset")
+        if self.finished:
+            self.running = False
+            return self.telemetry
+        actions = self.players.act(self.vec.obs, self._slip, self.wet)
+        res = self.vec.step(actions)
+        self._slip = res.info["slip"].copy()
+        for p, t in enumerate(self.telemetry):
             if t.done:
                 continue
-            self.obs[p], reward, terminated, truncated, info = env.step(actions[p])
             t.step += 1
-            t.reward += float(reward)
-            t.speed = info["speed"]
-            t.off_track_steps += int(info["off_track"])
-            t.tiles_visited = info["tiles_visited"]
-            t.lap_finished = info["lap_finished"]
-            t.done = bool(terminated or truncated)
-        return self.obs
+            t.reward += float(res.reward[p])
+            t.speed = float(res.info["speed"][p])
+            t.off_track_steps += int(res.info["off_track"][p])
+            t.tiles_visited = int(res.info["tiles_visited"][p])
+            t.lap_finished = bool(res.info["lap_finished"][p])
+            t.action = actions[p].tolist()
+            t.risk = float(self.players.risk[p])
+            t.regimes = dict(zip(REGIMES, self.players.regime_weights[p].tolist()))
+            t.done = bool(res.done[p])
+        if self.finished:
+            self.running = False
+        return self.telemetry
+
+    @property
+    def frames(self) -> np.ndarray:
+        """(2N, 96, 96, 3) uint8: what each car sees now (shared memory: copy to keep)."""
+        return self.vec.obs
 
     @property
     def finished(self) -> bool:
         return all(t.done for t in self.telemetry)
 
-    def _rank_key(self, p: int) -> tuple[float, int, int]:
-        t = self.telemetry[p]
-        return (round(t.reward, 6), t.tiles_visited, -t.off_track_steps)
+    def leader(self, duel: int = 0) -> str | None:
+        """"A" or "B", whoever is ahead now in duel `duel` (reward, then less off-track
+        time), or None when level."""
+        a, b = (self.telemetry[2 * duel + k] for k in range(2))
+        key_a, key_b = (round(a.reward, 6), -a.off_track_steps), (round(b.reward, 6), -b.off_track_steps)
+        return None if key_a == key_b else PLAYERS[0] if key_a > key_b else PLAYERS[1]
 
-    def leader(self) -> str | None:
-        """The player ahead now, or None when level."""
-        a, b = self._rank_key(0), self._rank_key(1)
-        return None if a == b else PLAYERS[0] if a > b else PLAYERS[1]
+    def winner(self, duel: int = 0) -> str | None:
+        """The winner of duel `duel` once both its cars have ended (None: a draw, or racing)."""
+        if not all(self.telemetry[2 * duel + k].done for k in range(2)):
+            return None
+        return self.leader(duel)
 
-    def winner(self) -> str | None:
-        """The winner once both cars have ended ("draw" -> None); None while racing."""
-        return self.leader() if self.finished else None
+    def result(self, duel: int = 0) -> dict[str, Any]:
+        """Summary of duel `duel`: seed, winner (or "draw", or the leader so far), players."""
+        done = all(self.telemetry[2 * duel + k].done for k in range(2))
+        return {
+            "seed": self.seeds[duel] if self.seeds else None,
+            "finished": done,
+            "winner": (self.winner(duel) or "draw") if done else None,
+            "leader": self.leader(duel),
+            "players": {
+                name: {**self.telemetry[2 * duel + k].as_dict(), "knobs": self.knobs[2 * duel + k].nested()}
+                for k, name in enumerate(PLAYERS)
+            },
+        }
 
     def close(self) -> None:
-        for env in self.envs:
-            env.close()
+        self.vec.close()
+
+    def __enter__(self) -> Duel:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _copy(knobs: Knobs) -> Knobs:
+    k = Knobs(knobs.bounds)
+    k.values = dict(knobs.values)
+    return k

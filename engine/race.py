@@ -1,20 +1,17 @@
-"""The headless race: a duel run to the end in the terminal, with live telemetry lines.
-
-Until the trained controllers land (issues 3-5), both cars are driven by the scripted
-autopilot (`engine.autopilot`, a labelled placeholder) in two styles: A races hard,
-B drives carefully.
-"""
+"""The headless race: a duel of the shipped controllers run in the terminal, with live
+telemetry lines (or JSON lines) and a result table."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-
-from engine.autopilot import STYLES, Autopilot
 from engine.duel import FPS, PLAYERS, Duel
+from engine.knobs import Knobs, load_bounds, load_knobs_file
+from engine.racing_env import MAX_EPISODE_STEPS
 
 REPORT_EVERY = 50  # steps between telemetry lines (one second of race time)
 
@@ -34,65 +31,86 @@ def parse_speed(speed: str) -> float | None:
     return factor
 
 
-def _line(duel: Duel) -> str:
+def _line(duel: Duel, step: int) -> str:
     parts = []
     for name, t in zip(PLAYERS, duel.telemetry):
         parts.append(
             f"{name}: {t.reward:7.1f} pts {t.speed:5.1f} m/s off {t.off_track_seconds:4.1f}s "
-            f"tiles {100 * t.tiles_fraction:5.1f}%{' done' if t.done else ''}"
+            f"tiles {100 * t.tiles_fraction:5.1f}% risk {t.risk:4.2f}{' done' if t.done else ''}"
         )
-    step = max(t.step for t in duel.telemetry)
-    leader = duel.leader() or "level"
-    return f"step {step:4d}/1000 | " + " | ".join(parts) + f" | leads: {leader}"
+    return f"step {step:4d} | " + " | ".join(parts) + f" | leads: {duel.leader() or 'level'}"
+
+
+def _table(summary: dict[str, Any]) -> str:
+    rows = [("", *PLAYERS)]
+    players = [summary["players"][p] for p in PLAYERS]
+    for label, key, fmt in (("reward", "reward", "{:.1f}"), ("steps", "step", "{}"),
+                            ("off track (s)", "off_track_seconds", "{:.2f}"), ("tiles (%)", "tiles_percent", "{:.1f}"),
+                            ("lap finished", "lap_finished", "{}"), ("controller", "controller", "{}")):  # fmt: skip
+        rows.append((label, *(fmt.format(p[key]) for p in players)))
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, width))) for r in rows]
+    verdict = summary["winner"] if summary["finished"] else f"{summary['leader'] or 'level'} leads (stopped early)"
+    return "\n".join(lines + [f"winner: {verdict}"])
 
 
 def run_race(
-    seed: int = 0,
+    seed: int | None = None,
+    steps: int | None = None,
+    knobs_a: Path | None = None,
+    knobs_b: Path | None = None,
     renderer: str = "exact",
     weather: str = "clear",
+    device: str = "auto",
+    precision: str = "auto",
     speed: str = "max",
     out: TextIO | None = sys.stdout,
+    json_lines: bool = False,
 ) -> dict[str, Any]:
-    """Race A against B on track `seed` until both cars end; return the summary dict."""
+    """Race A against B on track `seed` (random when None) until both cars end, or for
+    `steps` steps; print telemetry to `out` (text, or JSON lines); return the summary."""
     factor = parse_speed(speed)
-    duel = Duel(renderer=renderer, weather=weather)
-    drivers = [Autopilot(STYLES[name]) for name in PLAYERS]
-    duel.reset(seed)
-    if out is not None:
-        print(
-            f"VMC Duel | track {seed} | {weather} | renderer {renderer} | "
-            "drivers: scripted autopilot (placeholder until trained controllers land)",
-            file=out,
-        )
-    start = time.perf_counter()
-    steps = 0
-    while not duel.finished:
-        actions = np.stack([d.act(env.unwrapped) for d, env in zip(drivers, duel.envs)])
-        duel.step(actions)
-        steps += 1
-        if out is not None and (steps % REPORT_EVERY == 0 or duel.finished):
-            print(_line(duel), file=out, flush=True)
-        if factor is not None:
-            lag = start + steps / (FPS * factor) - time.perf_counter()
-            if lag > 0:
-                time.sleep(lag)
-    wall = time.perf_counter() - start
-    winner = duel.winner()
-    summary = {
-        "seed": seed,
-        "renderer": renderer,
-        "weather": weather,
-        "winner": winner or "draw",
-        "players": {name: t.as_dict() for name, t in zip(PLAYERS, duel.telemetry)},
-        "wall_seconds": wall,
-        "steps_per_second": steps / wall if wall > 0 else float("inf"),
-    }
-    duel.close()
-    if out is not None:
-        a, b = (summary["players"][p] for p in PLAYERS)
-        print(
-            f"Finished: winner {summary['winner']} | A {a['reward']:.1f} vs B {b['reward']:.1f} | "
-            f"{steps} steps in {wall:.1f} s ({summary['steps_per_second']:.0f} duel steps/s)",
-            file=out,
-        )
+    if steps is not None and not 1 <= steps <= MAX_EPISODE_STEPS:
+        raise ValueError(f"--steps must be in 1..{MAX_EPISODE_STEPS}, got {steps}")
+    bounds = load_bounds()
+    knobs = [load_knobs_file(path, bounds) if path else None for path in (knobs_a, knobs_b)]
+    with Duel(knobs=[k or Knobs(bounds) for k in knobs], renderer=renderer, weather=weather, device=device,
+              precision=precision) as duel:  # fmt: skip
+        seeds = duel.reset(seed)
+        controllers = {
+            name: "PLACEHOLDER" if meta.get("placeholder") else meta.get("method", "trained")
+            for name, meta in zip(PLAYERS, duel.controller_meta)
+        }
+        header = {"event": "start", "seed": seeds[0], "renderer": renderer, "weather": weather,
+                  "device": duel.players.world.device, "precision": duel.players.world.precision,
+                  "controllers": controllers,
+                  "knobs": {n: k.nested() for n, k in zip(PLAYERS, duel.knobs)}}  # fmt: skip
+        _emit(out, json_lines, header, f"VMC Duel | track {seeds[0]} | {weather} | renderer {renderer} | "
+              f"{header['device']} {header['precision']} | controllers A: {controllers['A']}, B: {controllers['B']}")
+        start = time.perf_counter()
+        n = 0
+        while not duel.finished and (steps is None or n < steps):
+            duel.step()
+            n += 1
+            if n % REPORT_EVERY == 0 or duel.finished or n == steps:
+                record = {"event": "step", "step": n,
+                          "players": {p: duel.telemetry[k].as_dict() for k, p in enumerate(PLAYERS)}}  # fmt: skip
+                _emit(out, json_lines, record, _line(duel, n))
+            if factor is not None:
+                lag = start + n / (FPS * factor) - time.perf_counter()
+                if lag > 0:
+                    time.sleep(lag)
+        wall = time.perf_counter() - start
+        summary = duel.result()
+        for name, label in controllers.items():
+            summary["players"][name]["controller"] = label
+        summary.update({"event": "result", "renderer": renderer, "weather": weather, "steps": n,
+                        "wall_seconds": wall, "steps_per_second": n / wall if wall > 0 else float("inf")})  # fmt: skip
+    _emit(out, json_lines, summary, _table(summary) + f"\n{n} steps in {wall:.1f} s ({summary['steps_per_second']:.0f}"
+          " duel steps/s)")  # fmt: skip
     return summary
+
+
+def _emit(out: TextIO | None, json_lines: bool, record: dict, text: str) -> None:
+    if out is not None:
+        print(json.dumps(record) if json_lines else text, file=out, flush=True)

@@ -31,6 +31,7 @@ from engine.weather import RAIN_ROAD_FRICTION, RainOverlay  # noqa: E402
 RENDERERS = ("stock", "exact", "fast")
 WEATHERS = ("clear", "rain")
 MAX_EPISODE_STEPS = 1000  # steps, the TimeLimit of gymnasium's CarRacing-v3 registration
+SLIP_MIN_SPEED = 1.0  # m/s: below this the heading-to-velocity angle is noise, slip reads 0
 
 # Kerb colours of CarRacing-v3 (RGB 0-255): white on even tiles, red on odd ones.
 KERB_WHITE = (255.0, 255.0, 255.0)
@@ -114,12 +115,21 @@ class DuelCarRacing(CarRacing):
 
     # -- telemetry -----------------------------------------------------------------------
     def telemetry(self) -> dict[str, Any]:
-        """Per-step numbers for the duel: speed (m/s), off_track (all four wheels off
-        the road), tiles_visited, track_tiles, weather."""
+        """Per-step numbers for the duel: speed (m/s), slip (rad), off_track (all four
+        wheels off the road), tiles_visited, track_tiles, weather.
+
+        slip is the angle from the car's heading to its velocity, positive when the car
+        slides to its left (counter-clockwise), 0 below SLIP_MIN_SPEED."""
         car = self.car
         vx, vy = car.hull.linearVelocity
+        speed = float(np.sqrt(vx * vx + vy * vy))
+        slip = 0.0
+        if speed > SLIP_MIN_SPEED:
+            fx, fy = car.hull.GetWorldVector((0, 1))  # the car's forward direction
+            slip = float(np.arctan2(fx * vy - fy * vx, fx * vx + fy * vy))
         return {
-            "speed": float(np.sqrt(vx * vx + vy * vy)),
+            "speed": speed,
+            "slip": slip,
             "off_track": all(len(w.tiles) == 0 for w in car.wheels),
             "tiles_visited": int(self.tile_visited_count),
             "track_tiles": len(self.track),

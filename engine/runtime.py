@@ -88,19 +88,27 @@ class WorldModel:
         self.c[idx] = 0.0
         self.prev_action[idx] = 0.0
 
-    def step(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+    def step(self, obs: np.ndarray, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """obs (B, 96, 96, 3) uint8 -> the graph's outputs by name; the state advances.
 
+        With `idx` (int array of n players), only those players step: obs is (n, 96, 96, 3)
+        and the outputs have n rows (training skips cars whose episode has ended).
         z (B, 32) and h (B, 256) afterwards are what the controller reads; call
         `set_actions` with the actions taken so the next step sees them."""
-        if obs.shape != (self.players, 96, 96, 3) or obs.dtype != np.uint8:
-            raise ValueError(f"obs must be ({self.players}, 96, 96, 3) uint8, got {obs.dtype}{obs.shape}")
-        out = dict(zip(self.OUTPUTS, self.session.run(self.OUTPUTS, {
-            "obs": obs, "prev_action": self.prev_action, "h": self.h, "c": self.c,
-        })))  # fmt: skip
-        self.h, self.c = out["h_next"], out["c_next"]
+        rows = self.players if idx is None else len(idx)
+        if obs.shape != (rows, 96, 96, 3) or obs.dtype != np.uint8:
+            raise ValueError(f"obs must be ({rows}, 96, 96, 3) uint8, got {obs.dtype}{obs.shape}")
+        if idx is None:
+            feed = {"obs": obs, "prev_action": self.prev_action, "h": self.h, "c": self.c}
+        else:
+            feed = {"obs": obs, "prev_action": self.prev_action[idx], "h": self.h[idx], "c": self.c[idx]}
+        out = dict(zip(self.OUTPUTS, self.session.run(self.OUTPUTS, feed)))
+        if idx is None:
+            self.h, self.c = out["h_next"], out["c_next"]
+        else:
+            self.h[idx], self.c[idx] = out["h_next"], out["c_next"]
         return out
 
-    def set_actions(self, actions: np.ndarray) -> None:
-        """The actions (B, 3) the players took after the last step."""
-        self.prev_action[:] = actions
+    def set_actions(self, actions: np.ndarray, idx: np.ndarray | None = None) -> None:
+        """The actions (B, 3), or (n, 3) for players `idx`, taken after the last step."""
+        self.prev_action[slice(None) if idx is None else idx] = actions

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 from typing import Any
@@ -26,6 +27,7 @@ from engine.racing_env import make_env
 OBS_SHAPE = (96, 96, 3)  # CarRacing-v3 state_pixels, uint8
 INFO_FIELDS = {  # per-step telemetry gathered from every env's info, with its dtype
     "speed": np.float64,
+    "slip": np.float64,
     "off_track": np.bool_,
     "tiles_visited": np.int64,
     "track_tiles": np.int64,
@@ -48,10 +50,10 @@ class StepResult:
 class _Shard:
     """The environments of one worker: indices [lo, hi) of the batch."""
 
-    def __init__(self, lo: int, hi: int, obs: np.ndarray, env_kwargs: dict[str, Any]):
+    def __init__(self, lo: int, hi: int, obs: np.ndarray, env_kwargs: dict[str, Any], weathers: list[str]):
         self.lo, self.hi = lo, hi
         self.obs = obs  # (N, 96, 96, 3) the whole shared batch
-        self.envs = [make_env(**env_kwargs) for _ in range(hi - lo)]
+        self.envs = [make_env(weather=w, **env_kwargs) for w in weathers[lo:hi]]
         self.done = np.ones(hi - lo, dtype=bool)
         self.last_info = [dict.fromkeys(INFO_FIELDS, 0) for _ in range(hi - lo)]
 
@@ -79,6 +81,10 @@ class _Shard:
             self.done[k] = te or tr
         return reward, terminated, truncated, self.done.copy(), self._infos()
 
+    def end(self, indices: list[int]) -> None:
+        for i in indices:
+            self.done[i - self.lo] = True
+
     def _infos(self) -> dict[str, np.ndarray]:
         return {
             key: np.array([info[key] for info in self.last_info], dtype=dtype)
@@ -90,19 +96,20 @@ class _Shard:
             env.close()
 
 
-def _worker(conn, shm_name: str, num_envs: int, lo: int, hi: int, env_kwargs: dict[str, Any]) -> None:
+def _worker(conn, shm_name: str, num_envs: int, lo: int, hi: int, env_kwargs: dict[str, Any],
+            weathers: list[str]) -> None:  # fmt: skip
     shm = shared_memory.SharedMemory(name=shm_name)
     obs = np.ndarray((num_envs, *OBS_SHAPE), dtype=np.uint8, buffer=shm.buf)
     shard = None
     try:
-        shard = _Shard(lo, hi, obs, env_kwargs)
+        shard = _Shard(lo, hi, obs, env_kwargs, weathers)
         conn.send(("ok", None))
         while True:
             cmd, arg = conn.recv()
             if cmd == "close":
                 break
             try:  # a bad command is reported to the caller; the worker carries on
-                conn.send(("ok", shard.step(arg) if cmd == "step" else shard.reset(arg)))
+                conn.send(("ok", getattr(shard, cmd)(arg)))
             except Exception:
                 conn.send(("error", traceback.format_exc()))
     except (KeyboardInterrupt, EOFError):
@@ -122,7 +129,8 @@ class VecRaceEnv:
     Args:
         num_envs: N, the number of environments.
         workers: processes to spread them over (0: all in this process). At most N.
-        renderer, weather, **car_racing_kwargs: as for `engine.make_env`, the same for all.
+        renderer, **car_racing_kwargs: as for `engine.make_env`, the same for all.
+        weather: as for `engine.make_env`, for all, or a sequence of N, one per environment.
         start_method: multiprocessing start method ("spawn" is safe with threads).
     """
 
@@ -131,7 +139,7 @@ class VecRaceEnv:
         num_envs: int,
         workers: int = 0,
         renderer: str = "fast",
-        weather: str = "clear",
+        weather: str | Sequence[str] = "clear",
         start_method: str = "spawn",
         **car_racing_kwargs: Any,
     ):
@@ -139,10 +147,15 @@ class VecRaceEnv:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         if workers < 0:
             raise ValueError(f"workers must be 0 (in-process) or more, got {workers}")
-        make_env(renderer=renderer, weather=weather).close()  # fail here on bad arguments
+        weathers = [weather] * num_envs if isinstance(weather, str) else list(weather)
+        if len(weathers) != num_envs:
+            raise ValueError(f"weather: {len(weathers)} weathers for {num_envs} environments")
+        for w in set(weathers):
+            make_env(renderer=renderer, weather=w).close()  # fail here on bad arguments
         self.num_envs = num_envs
         self.workers = min(workers, num_envs)
-        env_kwargs = dict(renderer=renderer, weather=weather, **car_racing_kwargs)
+        self.weathers = weathers
+        env_kwargs = dict(renderer=renderer, **car_racing_kwargs)
         self._shm = shared_memory.SharedMemory(create=True, size=num_envs * int(np.prod(OBS_SHAPE)))
         self.obs = np.ndarray((num_envs, *OBS_SHAPE), dtype=np.uint8, buffer=self._shm.buf)
         self.obs[:] = 0
@@ -153,14 +166,14 @@ class VecRaceEnv:
         self._closed = False
         try:
             if self.workers == 0:
-                self._local = _Shard(0, num_envs, self.obs, env_kwargs)
+                self._local = _Shard(0, num_envs, self.obs, env_kwargs, weathers)
             else:
                 ctx = mp.get_context(start_method)
                 for lo, hi in self._bounds:
                     parent, child = ctx.Pipe()
                     proc = ctx.Process(
                         target=_worker,
-                        args=(child, self._shm.name, num_envs, lo, hi, env_kwargs),
+                        args=(child, self._shm.name, num_envs, lo, hi, env_kwargs, weathers),
                         daemon=True,
                     )
                     proc.start()
@@ -230,6 +243,21 @@ class VecRaceEnv:
         reward, terminated, truncated, done = (np.concatenate([p[k] for p in parts]) for k in range(4))
         self.done = done
         return StepResult(self.obs, reward, terminated, truncated, done, self._gather([p[4] for p in parts]))
+
+    def end(self, indices: list[int] | np.ndarray) -> None:
+        """End the episodes of environments `indices` now (a training rollout cut short):
+        they are skipped by `step` until reset."""
+        indices = [int(i) for i in indices]
+        if not indices:
+            return
+        if self._local is not None:
+            self._local.end(indices)
+        else:
+            for conn, (lo, hi) in zip(self._conns, self._bounds):
+                conn.send(("end", [i for i in indices if lo <= i < hi]))
+            for conn in self._conns:
+                self._receive(conn)
+        self.done[indices] = True
 
     def close(self) -> None:
         if self._closed:

@@ -136,10 +136,12 @@ def export_all(
     obs: np.ndarray | None = None,
     variants: bool = True,
     calibration_steps: int = 100,
+    risk_steps: int = 300,
     renderer_gap: Path | None = None,
 ) -> dict:
     """Write weights/{vae.pth, mdnrnn.pth, world_model.onnx, dream.onnx, decoder.onnx, manifest.json}
-    and, with `variants`, world_model.int8.onnx and world_model.fp16.onnx."""
+    and, with `variants`, world_model.int8.onnx and world_model.fp16.onnx. `calibration_steps` per
+    track calibrate the int8 variant, `risk_steps` per track the spread-based risk."""
     out.mkdir(parents=True, exist_ok=True)
     targets = ["vae.pth", "mdnrnn.pth", "world_model.onnx", "dream.onnx", "decoder.onnx", "manifest.json",
                "world_model.int8.onnx", "world_model.fp16.onnx"]  # fmt: skip
@@ -190,6 +192,10 @@ def export_all(
         },  # fmt: skip
         "files": files,
     }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    from export.risk_calibration import calibrate  # reads the graphs through the manifest just written
+
+    manifest["risk"] = calibrate(out, steps=risk_steps)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 

@@ -42,9 +42,11 @@ def test_engine_and_tui_import_and_run_without_torch():
             obs, _ = env.reset(seed=0)
             obs, *_ = env.step(np.array([0.0, 1.0, 0.0]))
             assert obs.shape == (96, 96, 3)
-        duel = Duel(renderer="fast")
-        duel.reset(1)
-        duel.step(np.zeros((2, 3)))
+        with Duel(renderer="fast", knobs=None) as duel:  # the shipped models and controllers
+            duel.reset(1)
+            for _ in range(20):
+                telemetry = duel.step()
+            assert telemetry[0].step == 20 and 0 <= telemetry[1].risk <= 1
         with VecRaceEnv(2, workers=0, renderer="fast") as vec:
             vec.reset([0, 1])
             vec.step(np.zeros((2, 3)))

@@ -98,7 +98,7 @@ def test_drop_in_for_gymnasium_make():
 def test_telemetry_in_info():
     env = make_env("fast")
     _, info = env.reset(seed=0)
-    for key in ("speed", "off_track", "tiles_visited", "track_tiles", "weather"):
+    for key in ("speed", "slip", "off_track", "tiles_visited", "track_tiles", "weather"):
         assert key in info
     speeds = []
     for _ in range(60):
@@ -107,6 +107,18 @@ def test_telemetry_in_info():
     assert speeds[-1] > speeds[0] > 0.0  # accelerating along the straight
     assert info["tiles_visited"] > 0 and info["track_tiles"] == len(env.unwrapped.track)
     assert info["off_track"] is False and info["lap_finished"] is False and info["weather"] == "clear"
+
+
+def test_slip_angle_sign():
+    env = make_env("fast")
+    _, info = env.reset(seed=0)
+    assert info["slip"] == 0.0  # standing still
+    for _ in range(60):
+        _, _, _, _, info = env.step(np.array([0.0, 1.0, 0.0]))
+    assert abs(info["slip"]) < 0.01  # straight ahead: heading and velocity agree
+    for _ in range(25):  # full left lock at speed: the nose swings left, the car slides to its right
+        _, _, _, _, info = env.step(np.array([-1.0, 1.0, 0.0]))
+    assert info["slip"] < -0.3
 
 
 def test_rain_is_deterministic_per_seed_and_slippery():

@@ -83,3 +83,21 @@ def test_bad_input_is_named():
         with pytest.raises(ValueError, match="2 seeds for 1"):
             vec.reset([1, 2], indices=[0])
         vec.step(np.zeros((2, 3)))  # still usable
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_end_cuts_episodes_and_weather_per_env(workers):
+    with VecRaceEnv(3, workers=workers, renderer="fast", weather=["clear", "rain", "clear"]) as vec:
+        vec.reset([4, 4, 4])
+        res = vec.step(np.tile([0.0, 1.0, 0.0], (3, 1)))
+        assert not np.array_equal(res.obs[0], res.obs[1])  # rain streaks on env 1 only
+        assert np.array_equal(res.obs[0], res.obs[2])
+        vec.end([2])
+        frozen = res.obs[2].copy()
+        res = vec.step(np.tile([0.0, 1.0, 0.0], (3, 1)))
+        assert res.done.tolist() == [False, False, True] and res.reward[2] == 0
+        assert np.array_equal(res.obs[2], frozen)
+        vec.reset([4], indices=[2])
+        assert not vec.step(np.tile([0.0, 1.0, 0.0], (3, 1))).done[2]
+    with pytest.raises(ValueError, match="2 weathers for 3"):
+        VecRaceEnv(3, weather=["clear", "rain"])

@@ -141,11 +141,13 @@ def test_export_random_models_parity_manifest_and_refusals(tmp_path):
     torch.save(VAE(VAEConfig()).state_dict(), tmp_path / "v.pth")
     torch.save(MDNRNN(MDNRNNConfig()).state_dict(), tmp_path / "m.pth")
     out = tmp_path / "weights"
-    manifest = export_all(tmp_path / "v.pth", tmp_path / "m.pth", out, obs=real_observations(64), calibration_steps=10)
+    manifest = export_all(tmp_path / "v.pth", tmp_path / "m.pth", out, obs=real_observations(64), calibration_steps=10,
+                          risk_steps=10)
     for name in ("world_model.onnx", "dream.onnx"):
         assert manifest["files"][name]["parity_max_abs_diff"] < 1e-3  # batches 1, 2, 64
     assert manifest["files"]["decoder.onnx"]["parity_max_abs_diff"] <= 1.0  # uint8 rounding
     assert load_manifest(out)["sizes"]["z"] == 32
+    assert 0 < manifest["risk"]["spread_lo"] < manifest["risk"]["spread_hi"] and manifest["risk"]["steps"] == 40
     wm = manifest["files"]["world_model.onnx"]
     assert [i["name"] for i in wm["inputs"]] == ["obs", "prev_action", "h", "c"]
     assert wm["inputs"][0]["shape"] == ["batch", 96, 96, 3]
@@ -165,7 +167,8 @@ def test_export_random_models_parity_manifest_and_refusals(tmp_path):
 
 
 def test_export_of_the_trained_run(run, tmp_path):
-    manifest = export_all(run["vae"].out / "vae.pth", run["mdn"].out / "mdnrnn.pth", tmp_path / "w", variants=False)
+    manifest = export_all(run["vae"].out / "vae.pth", run["mdn"].out / "mdnrnn.pth", tmp_path / "w", variants=False,
+                          risk_steps=10)
     sess = ort.InferenceSession(str(tmp_path / "w" / "world_model.onnx"), providers=["CPUExecutionProvider"])
     obs = real_observations(4)
     z, h, c, log_pi, mu, sigma, reward, off = sess.run(None, {

@@ -28,7 +28,7 @@ def _handler(module: str):
 
 def register(sub: argparse._SubParsersAction) -> None:
     from train import collect
-    from train.config import TrainMDNRNNConfig, TrainVAEConfig, add_dataclass_arguments
+    from train.config import TrainControllerConfig, TrainMDNRNNConfig, TrainVAEConfig, add_dataclass_arguments
 
     train = sub.add_parser("train", help="collect rollouts and train the world model and controllers")
     steps = train.add_subparsers(dest="train_command", metavar="STEP", required=True)
@@ -53,6 +53,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_dataclass_arguments(p, config)
         p.add_argument("--force", action="store_true", help="start over, replacing an existing run")
         p.set_defaults(handler=_handler(f"train.{name}"))
+
+    p = steps.add_parser(
+        "controller",
+        help="train controller A or B with CMA-ES (every candidate's rollouts batched)",
+        description="CMA-ES over the linear controller's parameters: every candidate drives the same tracks, all "
+        "cars step together (env workers + one batched onnxruntime call). Checkpoints every generation and resumes "
+        "when run again; writes log.csv, fitness.png and best.npz in the run directory.",
+    )
+    p.add_argument("--config", type=Path, help="YAML of options (configs/controller_A.yaml); flags override it")
+    add_dataclass_arguments(p, TrainControllerConfig, only_given=True)
+    p.add_argument("--force", action="store_true", help="start over, replacing an existing run")
+    p.set_defaults(handler=_handler("train.controller"))
 
     p = steps.add_parser(
         "renderer-gap",

@@ -67,6 +67,48 @@ class TrainMDNRNNConfig:
     """torch CPU threads"""
 
 
+@dataclass
+class TrainControllerConfig:
+    """CMA-ES training of one linear controller on [z, h] (World Models' C)."""
+
+    name: str = "A"
+    """controller name; the run lives in out/name"""
+    out: Path = Path("data/checkpoints/controllers")
+    """where runs live: es.pkl (CMA state), log.csv, fitness.png, best.npz, config.json"""
+    generations: int = 100
+    """CMA-ES generations, in all (a resumed run continues to this)"""
+    population: int = 32
+    """candidates per generation (World Models: 64)"""
+    rollouts: int = 4
+    """tracks each candidate drives per generation, the same tracks for every candidate (World Models: 16)"""
+    sigma0: float = 0.1
+    """initial CMA-ES step size (World Models: 0.1)"""
+    init: str = ""
+    """controller .npz whose W, b start the search ("": zeros, as in World Models)"""
+    renderer: str = "fast"
+    """renderer of the training rollouts (fast, exact or stock)"""
+    rain_fraction: float = 0.0
+    """share of each candidate's rollouts driven in rain"""
+    off_track_penalty: float = 0.0
+    """fitness = reward - this x seconds with all four wheels off the road"""
+    off_track_patience: int = 100
+    """end a rollout once the car has been off the road this many steps in a row (0: never)"""
+    max_steps: int = 1000
+    """steps per rollout (CarRacing-v3: 1000)"""
+    track_seed: int = 10_000
+    """generation g drives tracks track_seed + g * rollouts + r"""
+    eval_every: int = 10
+    """every this many generations, drive the best candidate on the evaluation tracks"""
+    eval_tracks: int = 16
+    """evaluation tracks (seeds 900000 on: never trained on, never in the held-out tournament)"""
+    workers: int = 2
+    """environment worker processes"""
+    threads: int = 2
+    """onnxruntime threads for the batched world model"""
+    seed: int = 0
+    """CMA-ES sampling seed"""
+
+
 def field_docs(cls: type) -> dict[str, str]:
     """The docstring under each field of dataclass `cls`."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
@@ -78,21 +120,55 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One --option per field of `cls` (int, float, str, Path), its docstring as help."""
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, only_given: bool = False) -> None:
+    """One --option per field of `cls` (int, float, str, Path), its docstring as help.
+    With `only_given`, options not typed are absent from the parsed namespace (so a
+    config file can fill them)."""
     docs = field_docs(cls)
     for f in dataclasses.fields(cls):
         kind = {"int": int, "float": float, "str": str, "Path": Path}[str(f.type)]
         parser.add_argument(
-            "--" + f.name.replace("_", "-"), type=kind, default=f.default,
+            "--" + f.name.replace("_", "-"), type=kind, default=argparse.SUPPRESS if only_given else f.default,
             help=f"{docs.get(f.name, '')} (default {f.default})",
         )  # fmt: skip
+
+
+ZERO_OK = {"seed", "rain_fraction", "off_track_penalty", "off_track_patience"}  # fields where 0 means "none"
 
 
 def from_args(cls: type, args: argparse.Namespace):
     """Build `cls` from parsed options; refuses non-positive counts and rates."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
     for name, v in values.items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and name != "seed" and v <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {v}")
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and (v < 0 or v == 0 and name not in ZERO_OK):
+            raise ValueError(f"--{name.replace('_', '-')} must be {'positive' if v == 0 else 'non-negative'}, got {v}")
     return cls(**values)
+
+
+def from_yaml(cls: type, path: Path, args: argparse.Namespace, given: set[str]):
+    """`cls` from a YAML mapping of field to value, with the options in `given` (set on
+    the command line) taking precedence. Unknown keys and wrong types name the file."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such config file") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of option to value")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ValueError(f"{path}: unknown key {key!r} (keys: {', '.join(fields)})")
+        if key in given:
+            continue
+        kind = {"int": int, "float": float, "str": str, "Path": Path}[str(fields[key].type)]
+        ok = not isinstance(value, bool) and isinstance(value, (int, float, str))
+        ok = ok and (kind is not int or isinstance(value, int)) and (kind not in (str, Path) or isinstance(value, str))
+        ok = ok and (kind is not float or not isinstance(value, str))
+        if not ok:
+            raise ValueError(f"{path}: {key} must be of type {kind.__name__}, got {value!r}")
+        setattr(args, key, kind(value))
+    return from_args(cls, args)

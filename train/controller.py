@@ -1,0 +1,237 @@
+"""Train a controller (World Models' C) with CMA-ES: every candidate's rollouts at once.
+
+    vmc-duel train controller --config configs/controller_A.yaml [--generations 200] [--force]
+
+Each generation, CMA-ES proposes `population` candidates of the 3 x (z + hidden) + 3
+controller parameters; every candidate drives the same `rollouts` tracks. All
+population x rollouts cars step together: the environments across worker processes,
+every car's world-model step in one batched onnxruntime call, the controllers and
+strategy invariants (minimum throttle; knobs at their defaults) in numba, exactly as in
+a duel. A rollout ends early once the car has been off the road `off_track_patience`
+steps in a row (the GA anchor did this: a lost car only costs time).
+
+Fitness is the episode reward, minus `off_track_penalty` per second off the road.
+Every `eval_every` generations the distribution's mean is driven on `eval_tracks`
+evaluation tracks; the best of those evaluations is kept as best.npz. The run directory
+holds the CMA state after every generation (resume by running the command again), a CSV
+log, config.json and fitness.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import pickle
+import shutil
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import cma
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
+
+from engine.controller import load_controller  # noqa: E402
+from engine.duel import FPS  # noqa: E402
+from engine.knobs import Knobs, load_bounds  # noqa: E402
+from engine.manifest import load_manifest  # noqa: E402
+from engine.players import Players, invariants_array  # noqa: E402
+from engine.vector_env import VecRaceEnv  # noqa: E402
+from train.config import TrainControllerConfig, from_args, from_yaml  # noqa: E402
+
+EVAL_SEED_START = 900_000  # evaluation tracks: never trained on, below the tournament's held-out seeds
+LOG_FIELDS = ["generation", "fitness_mean", "fitness_max", "fitness_min", "reward_mean", "off_track_s_mean",
+              "steps_mean", "sigma", "eval_mean", "eval_std", "seconds"]  # fmt: skip
+RESUME_KEYS = ("name", "population", "rollouts", "sigma0", "init", "seed")  # a resumed run must agree on these
+
+
+def to_wb(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat parameters (3 * dims + 3,) -> W (3, dims), b (3,)."""
+    return x[: 3 * dims].reshape(3, dims), x[3 * dims :]
+
+
+def rollout(players: Players, vec: VecRaceEnv, seeds: list[int], indices: np.ndarray, wet: np.ndarray,
+            cfg: TrainControllerConfig) -> dict[str, np.ndarray]:  # fmt: skip
+    """Drive environments `indices` on `seeds` to the end (or the early cut), every car at once.
+
+    Returns per environment (N,) arrays: reward, off_track_seconds, steps; the other
+    environments stay ended and score 0."""
+    n = vec.num_envs
+    players.reset()
+    obs, info = vec.reset(seeds, indices=indices)
+    active = np.zeros(n, dtype=bool)
+    active[indices] = True
+    reward, off_steps, streak, steps = np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
+    slip = info["slip"]
+    while active.any():
+        idx = np.flatnonzero(active)
+        players.act(obs[idx], slip[idx], wet[idx], idx)
+        res = vec.step(players.actions)
+        reward += res.reward
+        off = res.info["off_track"] & active
+        streak = np.where(off, streak + 1, 0)
+        off_steps += off
+        steps += active
+        cut = active & ~res.done & (streak >= cfg.off_track_patience) if cfg.off_track_patience else np.zeros(n, bool)
+        if cut.any():
+            vec.end(np.flatnonzero(cut))
+        active &= ~res.done & ~cut
+        obs, slip = res.obs, res.info["slip"]
+    return {"reward": reward, "off_track_seconds": off_steps / FPS, "steps": steps}
+
+
+def plot(rows: list[dict], path: Path, name: str) -> None:
+    g = [r["generation"] for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.fill_between(g, [r["fitness_min"] for r in rows], [r["fitness_max"] for r in rows], alpha=0.2,
+                    label="population min-max")  # fmt: skip
+    ax.plot(g, [r["fitness_mean"] for r in rows], label="population mean fitness")
+    ev = [r for r in rows if r["eval_mean"] != ""]
+    if ev:
+        ax.errorbar([r["generation"] for r in ev], [float(r["eval_mean"]) for r in ev],
+                    yerr=[float(r["eval_std"]) for r in ev], fmt="o", color="C3",
+                    label="mean controller, evaluation tracks (reward +- std)")  # fmt: skip
+    ax.axhline(900, color="grey", ls="--", lw=0.8, label="900: CarRacing solved")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("fitness / reward")
+    ax.set_title(f"controller {name}: CMA-ES")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_controller(path: Path, x: np.ndarray, dims: int, meta: dict) -> None:
+    W, b = to_wb(x, dims)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, W=W, b=b, **{k: np.asarray(v) for k, v in meta.items()})
+    tmp.replace(path)
+
+
+def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
+    """Run (or resume) CMA-ES for `cfg`; returns the run directory."""
+    console = Console()
+    run = cfg.out / cfg.name
+    if force and run.exists():
+        shutil.rmtree(run)
+    run.mkdir(parents=True, exist_ok=True)
+    sizes = load_manifest()["sizes"]
+    dims = sizes["z"] + sizes["hidden"]
+    es_path, state_path, log_path = run / "es.pkl", run / "state.json", run / "log.csv"
+
+    # -- the search: resumed, or started from zeros or `init` -------------------------------
+    if es_path.exists():
+        saved = json.loads((run / "config.json").read_text())
+        clash = [k for k in RESUME_KEYS if str(saved.get(k)) != str(getattr(cfg, k))]
+        if clash:
+            raise ValueError(f"{run}: resuming a run started with other {', '.join(clash)}; --force starts over")
+        with open(es_path, "rb") as f:  # our own checkpoint, written below
+            es = pickle.load(f)
+        state = json.loads(state_path.read_text())
+        rows = list(csv.DictReader(log_path.open()))
+        for r in rows:
+            r.update({k: float(v) if v != "" else "" for k, v in r.items()})
+            r["generation"] = int(r["generation"])
+        if state["generation"] >= cfg.generations:
+            raise ValueError(f"{run} already has {state['generation']} generations: raise --generations to continue")
+        console.print(f"resuming {run} after generation {state['generation']}")
+    else:
+        x0 = np.zeros(3 * dims + 3)
+        if cfg.init:
+            W0, b0, _ = load_controller(Path(cfg.init), sizes["z"], sizes["hidden"])
+            x0 = np.concatenate([W0.ravel(), b0])
+        es = cma.CMAEvolutionStrategy(x0, cfg.sigma0, {"popsize": cfg.population, "seed": cfg.seed + 1,
+                                                       "verbose": -9})  # fmt: skip
+        state = {"generation": 0, "best_eval": None, "best_generation": None, "seconds": 0.0}
+        rows = []
+        (run / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=str) + "\n")
+        with log_path.open("w", newline="") as f:
+            csv.DictWriter(f, LOG_FIELDS).writeheader()
+
+    # -- every car of the generation at once ---------------------------------------------
+    n = cfg.population * cfg.rollouts
+    n_rain = int(round(cfg.rain_fraction * cfg.rollouts))
+    weathers = ["rain" if r < n_rain else "clear" for _ in range(cfg.population) for r in range(cfg.rollouts)]
+    wet = np.array([w == "rain" for w in weathers], dtype=np.float64)
+    bounds = load_bounds()
+    knobs = np.tile(Knobs(bounds).as_array(), (n, 1))  # defaults: the controller as trained
+    players = Players(np.zeros((n, 3, dims)), np.zeros((n, 3)), knobs, invariants_array(bounds), device="cpu",
+                      precision="fp32", threads=cfg.threads)  # fmt: skip
+    eval_idx = np.flatnonzero(wet == 0)[: cfg.eval_tracks]
+    eval_seeds = [EVAL_SEED_START + k for k in range(len(eval_idx))]
+    console.print(f"controller {cfg.name}: {cfg.population} candidates x {cfg.rollouts} tracks = {n} cars per "
+                  f"generation ({n_rain} of each candidate's tracks in rain), {3 * dims + 3} parameters, "
+                  f"{cfg.workers} env workers, renderer {cfg.renderer}")  # fmt: skip
+
+    with VecRaceEnv(n, workers=cfg.workers, renderer=cfg.renderer, weather=weathers,
+                    max_episode_steps=cfg.max_steps) as vec, Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"), console=console,
+    ) as progress:  # fmt: skip
+        task = progress.add_task(f"CMA-ES {cfg.name}", total=cfg.generations, completed=state["generation"], status="")
+        while state["generation"] < cfg.generations:
+            start = time.perf_counter()
+            g = state["generation"]
+            X = np.array(es.ask())  # (population, params)
+            W = np.stack([to_wb(x, dims)[0] for x in X]).repeat(cfg.rollouts, axis=0)  # (n, 3, dims)
+            b = np.stack([to_wb(x, dims)[1] for x in X]).repeat(cfg.rollouts, axis=0)  # (n, 3)
+            players.set_controllers(W, b)
+            seeds = [cfg.track_seed + g * cfg.rollouts + r for _ in range(cfg.population) for r in range(cfg.rollouts)]
+            res = rollout(players, vec, seeds, np.arange(n), wet, cfg)
+            fitness = res["reward"] - cfg.off_track_penalty * res["off_track_seconds"]
+            per_candidate = fitness.reshape(cfg.population, cfg.rollouts).mean(axis=1)
+            es.tell(list(X), (-per_candidate).tolist())  # cma minimises
+            row = {"generation": g + 1, "fitness_mean": per_candidate.mean(), "fitness_max": per_candidate.max(),
+                   "fitness_min": per_candidate.min(), "reward_mean": res["reward"].mean(),
+                   "off_track_s_mean": res["off_track_seconds"].mean(), "steps_mean": res["steps"].mean(),
+                   "sigma": es.sigma, "eval_mean": "", "eval_std": ""}  # fmt: skip
+
+            if (g + 1) % cfg.eval_every == 0 or g + 1 == cfg.generations:
+                mean = np.asarray(es.mean)
+                Wm, bm = to_wb(mean, dims)
+                players.set_controllers(np.broadcast_to(Wm, (n, 3, dims)), np.broadcast_to(bm, (n, 3)))
+                ev = rollout(players, vec, eval_seeds, eval_idx, wet, cfg)["reward"][eval_idx]
+                row["eval_mean"], row["eval_std"] = ev.mean(), ev.std()
+                if state["best_eval"] is None or ev.mean() > state["best_eval"]:
+                    state["best_eval"], state["best_generation"] = float(ev.mean()), g + 1
+                    save_controller(run / "best.npz", mean, dims, {
+                        "name": cfg.name, "generation": g + 1, "eval_mean": ev.mean(), "eval_std": ev.std(),
+                        "eval_tracks": f"{eval_seeds[0]}-{eval_seeds[-1]}", "placeholder": False,
+                        "method": "CMA-ES (train/controller.py)",
+                    })  # fmt: skip
+
+            row["seconds"] = time.perf_counter() - start
+            state["generation"], state["seconds"] = g + 1, state["seconds"] + row["seconds"]
+            rows.append(row)
+            tmp = es_path.with_suffix(".tmp")
+            with open(tmp, "wb") as f:
+                pickle.dump(es, f)
+            tmp.replace(es_path)
+            with log_path.open("a", newline="") as f:
+                csv.DictWriter(f, LOG_FIELDS).writerow(row)
+            state_path.write_text(json.dumps(state, indent=1) + "\n")
+            plot(rows, run / "fitness.png", cfg.name)
+            ev_text = f", eval {row['eval_mean']:.1f} +- {row['eval_std']:.1f}" if row["eval_mean"] != "" else ""
+            status = (f"gen {g + 1}: fitness mean {row['fitness_mean']:.1f} max {row['fitness_max']:.1f}{ev_text}, "
+                      f"{row['seconds']:.0f} s")  # fmt: skip
+            progress.update(task, completed=g + 1, status=status)
+            console.print(status)
+    console.print(f"done: {run} (best evaluation {state['best_eval']} at generation {state['best_generation']})")
+    return run
+
+
+def main(args: argparse.Namespace) -> int:
+    given = {f.name for f in fields(TrainControllerConfig) if hasattr(args, f.name)}  # typed on the command line
+    for f in fields(TrainControllerConfig):
+        if f.name not in given:
+            setattr(args, f.name, f.default)
+    cfg = from_yaml(TrainControllerConfig, args.config, args, given) if args.config else from_args(
+        TrainControllerConfig, args)  # fmt: skip
+    train_controller(cfg, force=args.force)
+    return 0
