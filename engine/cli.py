@@ -85,6 +85,67 @@ def _race(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_tournament(sub: argparse._SubParsersAction) -> None:
+    from engine.tournament import HELD_OUT_SEED_START
+
+    p = sub.add_parser(
+        "tournament",
+        help="race A against B on many tracks, all duels batched; win rate with its 95%% interval",
+        description="One duel per track (seeds --seed-start on), every duel of a batch stepping together. Reports "
+        "each controller's reward and off-track time (mean +- std) and A's win rate (a draw counts half) with a 95%% "
+        "Wilson interval; writes tournament.json and tournament.png (reward histograms) to --out.",
+    )
+    p.add_argument("--tracks", type=int, default=100, help="number of tracks (default 100)")
+    p.add_argument("--seed-start", type=int, default=HELD_OUT_SEED_START,
+                   help=f"first track seed (default {HELD_OUT_SEED_START}: never used in training)")  # fmt: skip
+    p.add_argument("--renderer", choices=RENDERERS, default="exact",
+                   help="exact (default; frames bit-identical to stock), fast or stock")  # fmt: skip
+    p.add_argument("--weather", choices=WEATHERS, default="clear", help="clear (default) or rain")
+    p.add_argument("--knobs-a", type=Path, metavar="FILE", help="YAML of player A's knobs")
+    p.add_argument("--knobs-b", type=Path, metavar="FILE", help="YAML of player B's knobs")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--batch", type=int, default=50, help="duels raced at once (default 50)")
+    p.add_argument("--workers", type=int, default=2, help="environment worker processes (default 2)")
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime threads (default 2)")
+    p.add_argument("--out", type=Path, help="directory for tournament.json and .png "
+                   "(default data/tournaments/RENDERER_WEATHER_SEEDSTART_TRACKS)")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="replace results already in --out")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+    p.set_defaults(handler=_tournament)
+
+
+def _tournament(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from engine.knobs import KnobError, Knobs, load_bounds, load_knobs_file
+    from engine.tournament import format_summary, run_tournament, write_outputs
+
+    out = args.out or Path("data/tournaments") / f"{args.renderer}_{args.weather}_{args.seed_start}_{args.tracks}"
+    for name in ("tournament.json", "tournament.png"):
+        if (out / name).exists() and not args.force:
+            raise ValueError(f"{out / name} already exists: pass --force to replace it")
+    bounds = load_bounds()
+    try:
+        knobs = tuple(load_knobs_file(f, bounds) if f else Knobs(bounds) for f in (args.knobs_a, args.knobs_b))
+    except KnobError as e:
+        print(f"vmc-duel tournament: {e}", file=sys.stderr)
+        return 2
+    with Progress(TextColumn("tournament"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeRemainingColumn(), transient=True, disable=args.json) as progress:  # fmt: skip
+        task = progress.add_task("", total=args.tracks * 1000)
+        summary = run_tournament(tracks=args.tracks, seed_start=args.seed_start, renderer=args.renderer,
+                                 weather=args.weather, knobs=knobs, device=args.device, batch=args.batch,
+                                 workers=args.workers, threads=args.threads,
+                                 on_step=lambda done, total: progress.update(task, completed=done))  # fmt: skip
+    paths = write_outputs(summary, out, force=args.force)
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "results"}))
+    else:
+        print(format_summary(summary))
+        print("wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
 def _add_health(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "health",
@@ -113,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_race(sub)
+    _add_tournament(sub)
     _add_health(sub)
     for ep in entry_points(group="vmc_duel.commands"):
         ep.load()(sub)

@@ -3,6 +3,10 @@
 Per player p: a = tanh(W_p @ [z_p, h_p] + b_p), mapped as in World Models to
 steer = a0, gas = (a1 + 1) / 2, brake = clip(a2, 0, 1). Each player has its own weights
 (`weights/controllerA.npz`, `controllerB.npz`: W (3, z + hidden), b (3,), plus metadata).
+
+The numba functions of the engine compile once and are cached (`cache=True`) beside the
+source; when the install is read-only, numba caches them in the user's cache directory
+instead (~/.cache/numba, or $NUMBA_CACHE_DIR), which a test checks.
 """
 
 from __future__ import annotations

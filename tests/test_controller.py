@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -45,3 +47,28 @@ def test_controller_files_are_checked(tmp_path):
         load_controller(corrupt, 32, 256)
     with pytest.raises(ControllerError, match="no such controller file"):
         load_controller(tmp_path / "none.npz", 32, 256)
+
+
+def test_numba_cache_falls_back_to_the_user_cache_when_the_install_is_read_only(tmp_path):
+    """An install whose package directory cannot hold __pycache__ (here: a file sits
+    where the directory would go) compiles into the user-wide cache instead."""
+    import shutil
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "engine", site / "engine",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    (site / "engine" / "__pycache__").write_text("not a directory")
+    code = ("import numpy as np\nfrom engine.controller import policy_actions\n"
+            "out = np.zeros((1, 3))\n"
+            "policy_actions(np.zeros((1, 3, 4)), np.zeros((1, 3)), np.zeros((1, 2)), np.zeros((1, 2)), out)\n"
+            "import engine\nprint(out.tolist(), engine.__file__)")  # fmt: skip
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "PYTHONPATH": str(site), "SDL_VIDEODRIVER": "dummy"}  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                            cwd=tmp_path)  # not the checkout: its engine/ would come first
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["[[0.0,", "0.5,", "0.0]]", str(site / "engine" / "__init__.py")]
+    cached = list((tmp_path / "cache" / "numba").rglob("controller.policy_actions*.nbi"))
+    assert cached, f"no numba cache index in the user cache: {sorted((tmp_path / 'cache').rglob('*'))}"

@@ -162,3 +162,4 @@ def test_bad_knob_updates_are_refused_and_keep_the_previous_values():
         assert list(duel.players.knobs[0]) == list(duel.knobs[0].as_array())
         assert list(duel.players.knobs[1]) == list(knobs().as_array())
         duel.step()
+

@@ -42,6 +42,22 @@ def test_batched_step_equals_one_player_at_a_time():
     assert ((out["off_track_prob"] >= 0) & (out["off_track_prob"] <= 1)).all()
 
 
+def test_io_binding_and_subset_steps_give_the_same_numbers():
+    frames = observations(3, 8)
+    plain, bound = WorldModel(3, device="cpu", io_binding=False), WorldModel(3, device="cpu", io_binding=True)
+    assert bound.io_binding and not plain.io_binding
+    for t in range(len(frames)):
+        idx = np.array([0, 2]) if t % 3 == 2 else None  # player 1 sits some steps out
+        obs = frames[t] if idx is None else frames[t, idx]
+        a, b = plain.step(obs, idx), bound.step(obs, idx)
+        for name in WorldModel.OUTPUTS:
+            assert np.array_equal(a[name], b[name]), name
+        actions = np.full((3 if idx is None else 2, 3), 0.1 * t, np.float32)
+        plain.set_actions(actions, idx)
+        bound.set_actions(actions, idx)
+    assert np.array_equal(plain.h, bound.h) and np.array_equal(plain.c, bound.c)
+
+
 def test_state_is_kept_and_reset_per_player():
     frames = observations(2, 3)
     wm = WorldModel(2, device="cpu")

@@ -67,6 +67,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_handler("train.controller"))
 
     p = steps.add_parser(
+        "ship-controller",
+        help="copy a controller run's best evaluated controller into weights/, with its training record",
+        description="Copy RUN/best.npz to weights/controllerNAME.npz (and its fitness curve and log), and record "
+        "generations, rollouts, wall time, machine and fitness in weights/manifest.json.",
+    )
+    p.add_argument("--name", required=True, help="controller name (A or B)")
+    p.add_argument("--run", type=Path, help="run directory (default data/checkpoints/controllers/NAME)")
+    p.add_argument("--weights", type=Path, default=Path("weights"), help="weights directory (default weights)")
+    p.add_argument("--force", action="store_true", help="replace the shipped controller")
+    p.set_defaults(handler=_handler("train.ship_controller"))
+
+    p = steps.add_parser(
         "renderer-gap",
         help="measure how far the fast renderer's frames move z against the exact renderer's",
         description="Draw the same states with the exact and fast renderers, encode both with the VAE, "

@@ -133,7 +133,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, only_giv
         )  # fmt: skip
 
 
-ZERO_OK = {"seed", "rain_fraction", "off_track_penalty", "off_track_patience"}  # fields where 0 means "none"
+ZERO_OK = {"seed", "rain_fraction", "off_track_penalty", "off_track_patience", "workers"}  # fields where 0 means "none"
 
 
 def from_args(cls: type, args: argparse.Namespace):

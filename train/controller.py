@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import pickle
+import platform
 import shutil
 import time
 from dataclasses import asdict, fields
@@ -116,6 +118,8 @@ def save_controller(path: Path, x: np.ndarray, dims: int, meta: dict) -> None:
 
 def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
     """Run (or resume) CMA-ES for `cfg`; returns the run directory."""
+    if not 0 <= cfg.rain_fraction <= 1:
+        raise ValueError(f"rain_fraction must be in [0, 1], got {cfg.rain_fraction}")
     console = Console()
     run = cfg.out / cfg.name
     if force and run.exists():
@@ -224,6 +228,52 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
             console.print(status)
     console.print(f"done: {run} (best evaluation {state['best_eval']} at generation {state['best_generation']})")
     return run
+
+
+STYLES = {  # what each shipped controller is trained for (configs/controller_*.yaml)
+    "A": "races for reward (fitness = episode reward)",
+    "B": "careful: fitness = reward - 5 per second off the road; a quarter of its training tracks in rain",
+}
+
+
+def ship(name: str, run: Path, weights: Path = Path("weights"), force: bool = False) -> dict:
+    """Copy run/best.npz to weights/controller{name}.npz with its curve and log, and record
+    the training in manifest.json. Refuses to replace the shipped file without `force`."""
+    from engine.manifest import file_sha256
+
+    best, target = run / "best.npz", weights / f"controller{name}.npz"
+    if not best.exists():
+        raise ValueError(f"{best}: no evaluated controller yet (it is written at every evaluation)")
+    if target.exists() and not force:
+        raise ValueError(f"{target} exists: pass --force to replace it")
+    cfg = json.loads((run / "config.json").read_text())
+    state = json.loads((run / "state.json").read_text())
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    with np.load(best, allow_pickle=False) as f:
+        meta = {k: f[k].item() for k in f.files if f[k].ndim == 0}
+    shutil.copyfile(best, target)
+    shutil.copyfile(run / "fitness.png", weights / f"controller{name}_fitness.png")
+    shutil.copyfile(run / "log.csv", weights / f"controller{name}_log.csv")
+    manifest_path = weights / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"][target.name] = {
+        "sha256": file_sha256(target), "placeholder": False,
+        "method": meta.get("method", "CMA-ES"), "style": STYLES.get(name, cfg.get("name")),
+        "training": {
+            "generations_run": state["generation"], "population": cfg["population"], "rollouts": cfg["rollouts"],
+            "sigma0": cfg["sigma0"], "init": cfg["init"], "renderer": cfg["renderer"],
+            "rain_fraction": cfg["rain_fraction"], "off_track_penalty": cfg["off_track_penalty"],
+            "off_track_patience": cfg["off_track_patience"], "wall_seconds": state["seconds"],
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores ({platform.processor() or platform.system()})",
+            "final_fitness_mean": float(rows[-1]["fitness_mean"]), "final_fitness_max": float(rows[-1]["fitness_max"]),
+            "shipped_generation": int(meta["generation"]), "eval_mean": float(meta["eval_mean"]),
+            "eval_std": float(meta["eval_std"]), "eval_tracks": meta["eval_tracks"],
+        },
+    }  # fmt: skip
+    with np.load(target, allow_pickle=False) as f:
+        manifest["files"][target.name]["shape"] = {"W": list(f["W"].shape), "b": list(f["b"].shape)}
+    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest["files"][target.name]
 
 
 def main(args: argparse.Namespace) -> int:

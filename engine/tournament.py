@@ -1,0 +1,151 @@
+"""Tournaments: A against B on many tracks, every duel batched, with statistics.
+
+Each track is one duel (both cars on the same seed, identical conditions); all duels of a
+batch step together (2N players in one onnxruntime call, environments across worker
+processes). Reported per controller: reward and off-track time, mean +- std over tracks;
+and A's win rate (a draw counts half) with a 95% Wilson score interval.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.duel import PLAYERS, Duel
+from engine.knobs import Knobs
+
+HELD_OUT_SEED_START = 1_000_000  # tournament tracks: never used by collection, training or evaluation
+Z95 = 1.959964  # two-sided 95% normal quantile
+
+
+def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (successes may be fractional: draws count half)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def run_tournament(
+    tracks: int = 100,
+    seed_start: int = HELD_OUT_SEED_START,
+    renderer: str = "exact",
+    weather: str = "clear",
+    knobs: tuple[Knobs, Knobs] | None = None,
+    controllers: tuple[Path, Path] | None = None,
+    device: str = "auto",
+    batch: int = 50,
+    workers: int = 2,
+    threads: int = 2,
+    on_step: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Race A against B on tracks seed_start .. seed_start + tracks - 1, `batch` duels at a
+    time. on_step(done_steps, total_steps) reports progress. Returns the summary with
+    per-track results."""
+    if tracks < 1 or batch < 1:
+        raise ValueError(f"tracks and batch must be at least 1, got {tracks} and {batch}")
+    seeds = list(range(seed_start, seed_start + tracks))
+    results, meta = [], None
+    total, done = tracks * 1000, 0
+    start = time.perf_counter()
+    for lo in range(0, tracks, batch):
+        chunk = seeds[lo : lo + batch]
+        with Duel(controllers=controllers, knobs=list(knobs) if knobs else None, renderer=renderer, weather=weather,
+                  device=device, duels=len(chunk), workers=workers, threads=threads) as duel:  # fmt: skip
+            meta = duel.controller_meta
+            duel.reset(chunk)
+            steps = 0
+            while not duel.finished:
+                duel.step()
+                steps += 1
+                if on_step is not None:
+                    on_step(done + steps * len(chunk), total)
+            done += 1000 * len(chunk)
+            results += [duel.result(d) for d in range(len(chunk))]
+    wall = time.perf_counter() - start
+    return summarise(results, meta, renderer, weather, wall)
+
+
+def summarise(results: list[dict], meta: list[dict], renderer: str, weather: str, wall: float) -> dict[str, Any]:
+    n = len(results)
+    players = {}
+    for k, name in enumerate(PLAYERS):
+        reward = np.array([r["players"][name]["reward"] for r in results])
+        off = np.array([r["players"][name]["off_track_seconds"] for r in results])
+        players[name] = {
+            "reward_mean": float(reward.mean()), "reward_std": float(reward.std()),
+            "off_track_seconds_mean": float(off.mean()), "off_track_seconds_std": float(off.std()),
+            "laps_finished": int(sum(r["players"][name]["lap_finished"] for r in results)),
+            "controller": "PLACEHOLDER" if meta[k].get("placeholder") else str(meta[k].get("method", "trained")),
+        }  # fmt: skip
+    wins = sum(r["winner"] == "A" for r in results)
+    losses = sum(r["winner"] == "B" for r in results)
+    draws = n - wins - losses
+    lo, hi = wilson_interval(wins + 0.5 * draws, n)
+    return {
+        "tracks": n, "seeds": [results[0]["seed"], results[-1]["seed"]], "renderer": renderer, "weather": weather,
+        "players": players, "a_wins": wins, "b_wins": losses, "draws": draws,
+        "a_win_rate": (wins + 0.5 * draws) / n, "a_win_rate_ci95": [lo, hi], "wall_seconds": wall,
+        "results": [{"seed": r["seed"], "winner": r["winner"],
+                     **{f"{p}_{key}": r["players"][p][key] for p in PLAYERS
+                        for key in ("reward", "off_track_seconds", "tiles_percent", "lap_finished")}}
+                    for r in results],
+    }  # fmt: skip
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    lines = [f"Tournament: {s['tracks']} tracks (seeds {s['seeds'][0]}-{s['seeds'][1]}), renderer {s['renderer']}, "
+             f"{s['weather']}, {s['wall_seconds']:.0f} s",
+             f"{'':12s}{'reward':>18s}{'off track (s)':>18s}{'laps':>7s}  controller"]  # fmt: skip
+    for name in PLAYERS:
+        p = s["players"][name]
+        lines.append(f"{name:12s}{p['reward_mean']:9.1f} +- {p['reward_std']:5.1f}"
+                     f"{p['off_track_seconds_mean']:9.2f} +- {p['off_track_seconds_std']:5.2f}"
+                     f"{p['laps_finished']:7d}  {p['controller']}")  # fmt: skip
+    lo, hi = s["a_win_rate_ci95"]
+    lines.append(f"A wins {s['a_wins']}, B wins {s['b_wins']}, draws {s['draws']}: A's win rate "
+                 f"{100 * s['a_win_rate']:.1f}% (95% CI {100 * lo:.1f}-{100 * hi:.1f}%)")  # fmt: skip
+    return "\n".join(lines)
+
+
+def write_outputs(s: dict[str, Any], out: Path, force: bool = False) -> list[Path]:
+    """tournament.json and, with matplotlib installed, tournament.png (reward histograms) in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "tournament.json", out / "tournament.png"]
+    existing = [p for p in paths if p.exists()]
+    if existing and not force:
+        raise ValueError(f"{', '.join(map(str, existing))} already exist: pass --force to replace them")
+    paths[0].write_text(json.dumps(s, indent=1) + "\n")
+    try:
+        import matplotlib
+    except ModuleNotFoundError:
+        print("no PNG: matplotlib is not installed (pip install matplotlib)")
+        return paths[:1]
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    bins = np.linspace(min(-100, min(r[f"{p}_reward"] for r in s["results"] for p in PLAYERS)), 1000, 28)
+    for k, name in enumerate(PLAYERS):
+        p = s["players"][name]
+        ax.hist([r[f"{name}_reward"] for r in s["results"]], bins=bins, alpha=0.55, color=f"C{k}",
+                label=f"{name}: {p['reward_mean']:.0f} +- {p['reward_std']:.0f}")  # fmt: skip
+    ax.axvline(900, color="grey", ls="--", lw=0.8)
+    lo, hi = s["a_win_rate_ci95"]
+    ax.set_title(f"{s['tracks']} tracks, {s['renderer']} renderer, {s['weather']}: "
+                 f"A wins {100 * s['a_win_rate']:.0f}% ({100 * lo:.0f}-{100 * hi:.0f}%)")  # fmt: skip
+    ax.set_xlabel("episode reward")
+    ax.set_ylabel("tracks")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(paths[1], dpi=100)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,66 @@
+"""A tiny CMA-ES run through the real pipeline: batched rollouts, checkpoints, resume, ship."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cma")
+
+from engine.controller import load_controller  # noqa: E402
+from engine.manifest import WEIGHTS_DIR, load_manifest  # noqa: E402
+from train.config import TrainControllerConfig  # noqa: E402
+from train.controller import ship, train_controller  # noqa: E402
+
+
+def tiny(tmp_path, **changes) -> TrainControllerConfig:
+    base = dict(name="T", out=tmp_path / "runs", generations=1, population=4, rollouts=2, max_steps=60,
+                eval_every=1, eval_tracks=2, workers=0, threads=1, rain_fraction=0.5, off_track_penalty=5.0,
+                off_track_patience=20)  # fmt: skip
+    return TrainControllerConfig(**{**base, **changes})
+
+
+def test_cma_es_runs_checkpoints_resumes_and_ships(tmp_path):
+    run = train_controller(tiny(tmp_path))
+    for name in ("es.pkl", "state.json", "log.csv", "fitness.png", "best.npz", "config.json"):
+        assert (run / name).exists(), name
+    run = train_controller(tiny(tmp_path, generations=2))  # resumes after generation 1
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    assert [int(r["generation"]) for r in rows] == [1, 2]
+    assert all(float(r["steps_mean"]) <= 60 for r in rows) and rows[1]["eval_mean"] != ""
+    with pytest.raises(ValueError, match="already has 2 generations"):
+        train_controller(tiny(tmp_path, generations=2))
+    with pytest.raises(ValueError, match="other population"):
+        train_controller(tiny(tmp_path, generations=3, population=6))
+
+    weights = tmp_path / "weights"
+    shutil.copytree(WEIGHTS_DIR, weights)
+    with pytest.raises(ValueError, match="pass --force"):
+        ship("A", run, weights)
+    record = ship("A", run, weights, force=True)
+    assert record["placeholder"] is False and record["training"]["generations_run"] == 2
+    manifest = load_manifest(weights)  # sha256 of the new file checks out
+    W, b, meta = load_controller(weights / "controllerA.npz", manifest["sizes"]["z"], manifest["sizes"]["hidden"])
+    assert W.shape == (3, 288) and meta["placeholder"] is False and np.isfinite(W).all()
+    assert (weights / "controllerA_fitness.png").exists()
+
+
+def test_controller_command_reads_a_config_and_flags_override(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("name: Y\npopulation: 4\nrollouts: 1\nmax_steps: 30\ngenerations: 1\neval_tracks: 1\n"
+                      "workers: 0\nthreads: 1\n")  # fmt: skip
+    cmd = [sys.executable, "-m", "engine.cli", "train", "controller", "--config", str(config),
+           "--out", str(tmp_path / "runs"), "--population", "5"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    saved = json.loads((tmp_path / "runs" / "Y" / "config.json").read_text())
+    assert saved["population"] == 5 and saved["rollouts"] == 1 and saved["name"] == "Y"
+    config.write_text("populaton: 4\n")
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "unknown key 'populaton'" in result.stderr

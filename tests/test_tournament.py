@@ -1,0 +1,44 @@
+"""Tournaments: batched duels give each duel's own result; the statistics and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from engine.tournament import run_tournament, wilson_interval
+
+
+def test_wilson_interval():
+    lo, hi = wilson_interval(50, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    assert wilson_interval(10, 10)[1] == pytest.approx(1.0)
+
+
+def test_tournament_batches_and_cli_agree(tmp_path):
+    here = run_tournament(tracks=3, seed_start=5, renderer="fast", batch=3, workers=0, threads=1, device="cpu")
+    assert [r["seed"] for r in here["results"]] == [5, 6, 7] and here["tracks"] == 3
+    wins = sum(r["winner"] == "A" for r in here["results"])
+    draws = sum(r["winner"] == "draw" for r in here["results"])
+    assert here["a_wins"] == wins and here["a_win_rate"] == pytest.approx((wins + 0.5 * draws) / 3)
+    lo, hi = here["a_win_rate_ci95"]
+    assert 0 <= lo <= here["a_win_rate"] <= hi <= 1
+    rewards = [r["A_reward"] for r in here["results"]]
+    assert here["players"]["A"]["reward_mean"] == pytest.approx(sum(rewards) / 3)
+
+    cmd = [sys.executable, "-m", "engine.cli", "tournament", "--tracks", "3", "--seed-start", "5", "--renderer",
+           "fast", "--batch", "2", "--workers", "2", "--threads", "1", "--device", "cpu", "--out", str(tmp_path),
+           "--json"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = json.loads(result.stdout)
+    saved = json.loads((tmp_path / "tournament.json").read_text())
+    assert saved["results"] == here["results"]  # batches of 2 over worker processes = one batch of 3 in-process
+    assert printed["a_win_rate_ci95"] == here["a_win_rate_ci95"]
+    assert (tmp_path / "tournament.png").stat().st_size > 10_000
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "pass --force" in again.stderr
