@@ -12,8 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev,train]"
 	touch $@
 
-duel: $(STAMP)  ## watch a duel (headless race until the TUI lands)
-	$(BIN)/vmc-duel race --speed realtime
+duel: $(STAMP)  ## watch a duel in the terminal app
+	$(BIN)/vmc-duel
 
 test: $(STAMP)  ## lint and run the whole test suite
 	$(BIN)/ruff check .

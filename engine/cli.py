@@ -3,7 +3,7 @@
     vmc-duel race [--seed N] [--steps K] [--knobs-a FILE] [--knobs-b FILE] [--renderer exact|fast|stock]
                   [--weather clear|rain] [--device auto|cpu|cuda] [--speed ...] [--json]
 
-With no subcommand it runs `race` (the terminal app replaces it once it lands).
+With no subcommand (options alone included: `vmc-duel --seed 7`) it opens the terminal app (`tui`).
 
 Packages outside the runtime add their own subcommands without `engine` importing
 them: each registers a `register(subparsers)` function under the entry-point group
@@ -82,6 +82,38 @@ def _race(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("race interrupted", file=sys.stderr)
         return 130
+    return 0
+
+
+def _add_tui(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tui",
+        help="watch the duel live in the terminal and tune each player's knobs (the default command)",
+        description="Two cars race side by side, live; each player's knobs change while the race runs. Keys: space "
+        "start/pause, r reset, n new track, s type a seed, tab move between knobs, arrows or +/- change a knob, "
+        "Enter or a digit types a value, d defaults, v what the model sees, q quit; ctrl+p lists every command.",
+    )
+    p.add_argument("--seed", type=int, default=None, help="track seed (default: a random one)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA when available, default), cpu, cuda")
+    p.add_argument("--weather", choices=WEATHERS, default="clear", help="clear (default) or rain")
+    p.add_argument("--graphics", choices=("auto", "halfblock", "sixel", "kitty", "ascii"), default="auto",
+                   help="how frames are drawn: auto (detect; half-block cells unless the terminal is known to "
+                   "show kitty or sixel graphics), halfblock, sixel, kitty or ascii")  # fmt: skip
+    p.add_argument("--renderer", choices=RENDERERS, default="exact", help="observation renderer (default exact)")
+    p.add_argument("--speed", default="realtime", help="realtime (50 steps/s, default), max, or a factor such as 2")
+    p.set_defaults(handler=_tui)
+
+
+def _tui(args: argparse.Namespace) -> int:
+    from engine.race import parse_speed
+
+    speed = parse_speed(args.speed)
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
+    from tui.app import make_app
+
+    make_app(seed=args.seed, device=args.device, weather=args.weather, graphics=args.graphics,
+             renderer=args.renderer, speed=speed).run()  # fmt: skip
     return 0
 
 
@@ -173,12 +205,16 @@ def main(argv: list[str] | None = None) -> int:
         description="VMC Duel: two World Models controllers race head to head in CarRacing-v3.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_tui(sub)
     _add_race(sub)
     _add_tournament(sub)
     _add_health(sub)
     for ep in entry_points(group="vmc_duel.commands"):
         ep.load()(sub)
-    args = parser.parse_args(argv if argv is not None else sys.argv[1:] or ["race"])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["tui", *argv]  # `vmc-duel` and `vmc-duel --seed 7` open the app
+    args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 2

@@ -76,6 +76,7 @@ class Players:
         self.risk = np.zeros(n)  # (P,) in [0, 1]
         self.regime_weights = np.zeros((n, len(REGIMES)))  # (P, 4)
         self.hold = np.zeros(n, dtype=np.int64)  # emergency-brake state, see engine.strategy
+        self.z = np.zeros((n, z), np.float32)  # (P, Z) the VAE's latent of the last frame
 
     def set_controllers(self, W: np.ndarray, b: np.ndarray) -> None:
         """Replace every player's controller (a new CMA-ES generation)."""
@@ -103,6 +104,7 @@ class Players:
         n = len(obs)
         policy, risk, hold = np.empty((n, 3)), np.empty(n), self.hold[sel].copy()
         actions, weights = np.empty((n, 3)), np.empty((n, len(REGIMES)))
+        self.z[sel] = out["z"]
         policy_actions(W, b, out["z"], h, policy)
         self._predict_risk(out, W, b, knobs, h, c, policy, risk)
         apply_knobs(policy, self.actions[sel], risk, np.asarray(slip, np.float64), np.asarray(wet, np.float64),

@@ -135,3 +135,13 @@ class WorldModel:
     def set_actions(self, actions: np.ndarray, idx: np.ndarray | None = None) -> None:
         """The actions (B, 3), or (n, 3) for players `idx`, taken after the last step."""
         self.prev_action[slice(None) if idx is None else idx] = actions
+
+
+class Decoder:
+    """The VAE's decoder: what the model sees. z (B, 32) float32 -> (B, 64, 64, 3) uint8."""
+
+    def __init__(self, device: str = "auto", weights_dir: Path = WEIGHTS_DIR, threads: int = 1):
+        self.session = make_session(Path(weights_dir) / "decoder.onnx", device, threads)
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        return self.session.run(["frame"], {"z": np.ascontiguousarray(z, np.float32)})[0]

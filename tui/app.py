@@ -1,0 +1,203 @@
+"""The terminal app: watch the duel live and tune each player's knobs while it runs.
+
+A thin `App`: the race runs in `tui.runner.RaceRunner`'s worker thread; a 30 Hz timer
+draws the latest snapshot (only when it changed); keys become runner commands. Layout
+and widgets live in tui/widgets/, the look in app.tcss. `make_app()` builds it for tests.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from engine.duel import PLAYERS
+from engine.knobs import KnobError
+from tui.graphics import detect_graphics
+from tui.runner import RaceRunner, Snapshot
+from tui.widgets.frame_view import FrameView
+from tui.widgets.knob_row import KnobRow
+from tui.widgets.player_panel import PlayerPanel
+from tui.widgets.race_header import RaceHeader
+from tui.widgets.seed_screen import SeedScreen
+
+DRAW_HZ = 30  # screen updates per second, at most
+GRAPHICS = ("auto", "halfblock", "sixel", "kitty", "ascii")
+
+
+class DuelApp(App):
+    """VMC Duel in the terminal."""
+
+    CSS_PATH = "app.tcss"
+    AUTO_FOCUS = None  # tab enters the knobs; until then "d" restores both players
+    TITLE = "VMC Duel"
+    BINDINGS = [
+        Binding("space", "toggle", "start/pause"),
+        Binding("r", "reset", "reset"),
+        Binding("n", "new_seed", "new track"),
+        Binding("s", "type_seed", "seed"),
+        Binding("d", "defaults", "defaults"),
+        Binding("v", "toggle_view", "model view"),
+        Binding("q", "quit", "quit"),
+    ]
+
+    def __init__(self, runner: RaceRunner, graphics: str = "auto", truecolor: bool | None = None,
+                 draw_hz: float = DRAW_HZ):  # fmt: skip
+        super().__init__()
+        if graphics not in GRAPHICS:
+            raise ValueError(f"graphics {graphics!r} is not one of {', '.join(GRAPHICS)}")
+        self.runner = runner
+        self.graphics = detect_graphics(os.environ) if graphics == "auto" else graphics
+        if truecolor is None:
+            from tui.halfblock import detect_truecolor
+
+            truecolor = detect_truecolor(os.environ)
+        self.truecolor, self.draw_hz = truecolor, draw_hz
+        self.model_view = False
+        self._drawn_version = -1
+        self._decoder = None
+
+    def compose(self) -> ComposeResult:
+        yield RaceHeader(id="header")
+        snap = self.runner.snapshot()
+        with Horizontal(id="players"):
+            for p, name in enumerate(PLAYERS):
+                yield PlayerPanel(p, name, self.runner.duel.bounds, snap.knobs[p], self.graphics, self.truecolor,
+                                  id=f"player-{name}")  # fmt: skip
+        yield Static(id="summary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.runner.start_thread()
+        self.draw(force=True)
+        gc.freeze()  # what is alive now lives for the whole session: no 20-50 ms collections over it
+        self.set_interval(1 / self.draw_hz, self.draw)
+
+    def on_unmount(self) -> None:
+        self.runner.close()
+
+    # -- drawing -----------------------------------------------------------------------------
+    def draw(self, force: bool = False) -> None:
+        """Show the latest snapshot, if it changed since the last draw."""
+        snap = self.runner.snapshot()
+        if snap.version == self._drawn_version and not force:
+            return
+        self._drawn_version = snap.version
+        self.query_one(RaceHeader).show(snap)
+        frames = self._model_frames(snap) if self.model_view else snap.frames
+        for p, name in enumerate(PLAYERS):
+            self.query_one(f"#player-{name}", PlayerPanel).show(snap, frames[p], snap.controllers[p])
+        if self.graphics in ("sixel", "kitty"):
+            self.call_after_refresh(self._write_graphics)
+        summary = self.query_one("#summary", Static)
+        summary.set_class(snap.status == "finished", "shown")
+        if snap.status == "finished":
+            summary.update(self._summary_text(snap))
+
+    def _write_graphics(self) -> None:
+        """Sixel / kitty frames go straight to the terminal, after Textual's own update."""
+        data = "".join(self.query_one(f"#frame-{p}", FrameView).graphics(p) for p in range(len(PLAYERS)))
+        if data and self._driver is not None:
+            self._driver.write(data)
+
+    def _model_frames(self, snap: Snapshot):
+        if self._decoder is None:
+            from engine.runtime import Decoder
+
+            self._decoder = Decoder("cpu", weights_dir=self.runner.weights_dir)
+        return self._decoder(snap.z)
+
+    @staticmethod
+    def _summary_text(snap: Snapshot) -> str:
+        parts = [f"[b]Race over: {'draw' if snap.winner == 'draw' else 'player ' + snap.winner + ' wins'}[/b]"]
+        for p, name in enumerate(PLAYERS):
+            t = snap.telemetry[p]
+            lap = ", lap finished" if t["lap_finished"] else ""
+            parts.append(f"{name}: {t['reward']:.1f} pts, {t['off_track_seconds']:.1f} s off track, "
+                         f"{t['tiles_percent']:.0f}% of tiles{lap}")  # fmt: skip
+        parts.append("[dim]r: race this track again  n: a new track  s: type a seed[/dim]")
+        return "   ".join(parts[:1]) + "\n" + "\n".join(parts[1:])
+
+    # -- actions -----------------------------------------------------------------------------
+    def action_toggle(self) -> None:
+        self.runner.toggle()
+        self.draw()
+
+    def action_reset(self) -> None:
+        self.runner.reset()
+        self.draw()
+
+    def action_new_seed(self) -> None:
+        seed = self.runner.new_seed()
+        self.notify(f"new track: seed {seed}")
+        self.draw()
+
+    def action_type_seed(self) -> None:
+        def chosen(seed: int | None) -> None:
+            if seed is not None:
+                self.runner.reset(seed)
+                self.draw()
+
+        self.runner.pause()
+        self.push_screen(SeedScreen(), chosen)
+
+    def action_defaults(self) -> None:
+        """Restore the focused player's knobs (both players' when no knob has focus)."""
+        focused = self.focused
+        players = [focused.player] if isinstance(focused, KnobRow) else [0, 1]
+        for p in players:
+            self.runner.restore_defaults(p)
+        self.notify(f"defaults restored: player {' and '.join(PLAYERS[p] for p in players)}")
+        self.draw()
+
+    def action_toggle_view(self) -> None:
+        self.model_view = not self.model_view
+        self.notify("what the model sees (VAE reconstruction)" if self.model_view else "camera view")
+        self.draw(force=True)
+
+    def on_knob_row_changed(self, message: KnobRow.Changed) -> None:
+        row = message.row
+        value = message.value
+        try:
+            if isinstance(value, str):
+                if value.strip() == "":
+                    return
+                try:
+                    value = float(value)
+                except ValueError:
+                    who = f"player {PLAYERS[row.player]}"
+                    raise KnobError(f"{who}: {row.spec.name} = {value!r} is not a number") from None
+            self.runner.set_knob(row.player, row.spec.name, value)
+        except KnobError as e:
+            self.notify(f"refused: {e}", severity="error", timeout=6)
+            row.refresh()
+            return
+        self.draw()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Start / pause", "Start the race, or pause it", self.action_toggle)
+        yield SystemCommand("Reset", "Race the same track again from the start", self.action_reset)
+        yield SystemCommand("New track", "Race a new random track", self.action_new_seed)
+        yield SystemCommand("Type a seed", "Choose the track by its seed", self.action_type_seed)
+        yield SystemCommand("Restore defaults", "Knobs back to their defaults", self.action_defaults)
+        yield SystemCommand("Model view", "Show what the model sees (VAE reconstruction)", self.action_toggle_view)
+
+
+def make_app(seed: int | None = None, device: str = "auto", weather: str = "clear", graphics: str = "auto",
+             renderer: str = "exact", speed: float | None = 1.0, truecolor: bool | None = None,
+             weights_dir: Path | None = None) -> DuelApp:  # fmt: skip
+    """The app with its race engine (a fixed `seed` makes it deterministic for tests)."""
+    runner = RaceRunner(seed=seed, speed=speed, device=device, weather=weather, renderer=renderer,
+                        weights_dir=weights_dir)  # fmt: skip
+    return DuelApp(runner, graphics=graphics, truecolor=truecolor)
+
+
+__all__ = ["DuelApp", "FrameView", "make_app"]

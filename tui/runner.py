@@ -1,0 +1,194 @@
+"""The race engine behind the TUI: a `Duel` stepped in a worker thread, decoupled from drawing.
+
+The worker steps the duel at the race's real speed (CarRacing's 50 steps per second), a
+multiple of it, or as fast as it can, and publishes an immutable `Snapshot` after every
+step. The app reads the latest snapshot on its own clock (at most 30 times a second) and
+draws only that: a slow terminal never slows the race, and drawing never sees a frame
+half-written. Commands (start, pause, reset, knob changes) take the lock, so they land
+between two steps; a knob change applies from the next step on.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.duel import FPS, PLAYERS, SEED_RANGE, Duel
+from engine.knobs import KnobError
+from engine.manifest import WEIGHTS_DIR
+
+HISTORY = 1000  # reward samples kept per player for the sparkline (one episode)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the screen shows, as of one step."""
+
+    version: int  # increases with every change
+    seed: int
+    step: int  # steps raced (the further car)
+    status: str  # ready, running, paused or finished
+    telemetry: list[dict[str, Any]]  # per player, PlayerTelemetry.as_dict()
+    frames: np.ndarray  # (2, 96, 96, 3) uint8, what each car sees
+    z: np.ndarray  # (2, 32) float32, the VAE latents of those frames
+    rewards: list[np.ndarray]  # per player, the reward after each step (float64)
+    knobs: list[dict[str, float | int]]  # per player, flat knob values
+    leader: str | None
+    winner: str | None  # once finished ("draw" on a tie)
+    weather: str
+    controllers: list[str] = field(default_factory=list)  # per player: PLACEHOLDER or how it was trained
+
+
+class RaceRunner:
+    """Owns the duel and its worker thread.
+
+    Args:
+        seed: first track (None: random).
+        speed: steps per second as a multiple of real time (1.0: 50 steps/s); None: as fast as possible.
+        device, weather, renderer, weights_dir: as for `engine.duel.Duel`.
+    """
+
+    def __init__(self, seed: int | None = None, speed: float | None = 1.0, device: str = "auto",
+                 weather: str = "clear", renderer: str = "exact", weights_dir: Path | None = None):  # fmt: skip
+        self.weights_dir = WEIGHTS_DIR if weights_dir is None else Path(weights_dir)
+        self.duel = Duel(renderer=renderer, weather=weather, device=device, weights_dir=self.weights_dir)
+        self.speed, self.weather = speed, weather
+        self.controllers = ["PLACEHOLDER" if m.get("placeholder") else str(m.get("method", "trained"))
+                            for m in self.duel.controller_meta]  # fmt: skip
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._version, self._built = 0, None
+        self._rewards = np.zeros((2, HISTORY))  # (2, T) reward after each step
+        self._filled = [0, 0]
+        self._pace_start, self._pace_steps = 0.0, 0
+        self._thread: threading.Thread | None = None
+        self.reset(seed)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="race", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.duel.close()
+
+    # -- commands (any thread) ---------------------------------------------------------------
+    def toggle(self) -> None:
+        """Start or pause; a finished race stays finished until reset."""
+        with self._lock:
+            if self.duel.running:
+                self.duel.pause()
+            else:
+                self.duel.start()
+                self._pace_start, self._pace_steps = time.perf_counter(), 0
+            self._publish()
+        self._wake.set()
+
+    def pause(self) -> None:
+        with self._lock:
+            self.duel.pause()
+            self._publish()
+
+    def reset(self, seed: int | None = None) -> int:
+        """Back to the start of track `seed` (None: the current track, or a random one at first)."""
+        with self._lock:
+            if seed is None:
+                seed = self.duel.seeds[0] if self.duel.seeds else secrets.randbelow(SEED_RANGE)
+            if not 0 <= int(seed) < 2**32:
+                raise ValueError(f"seed must be in 0..{2**32 - 1}, got {seed}")
+            self.duel.reset(int(seed))
+            self._filled = [0, 0]
+            self._publish()
+            return int(seed)
+
+    def new_seed(self) -> int:
+        return self.reset(secrets.randbelow(SEED_RANGE))
+
+    def set_knob(self, player: int, name: str, value: Any) -> None:
+        """Change one knob; KnobError (reason on screen) leaves the old value."""
+        with self._lock:
+            self.duel.set_knobs(player, {name: value}, where=f"player {PLAYERS[player]}")
+            self._publish()
+
+    def restore_defaults(self, player: int) -> None:
+        with self._lock:
+            self.duel.set_knobs(player, self.duel.bounds.defaults(), where=f"player {PLAYERS[player]}")
+            self._publish()
+
+    def step_n(self, n: int) -> None:
+        """Step `n` times now, in this thread (tests, and single-stepping while paused)."""
+        with self._lock:
+            for _ in range(n):
+                if self.duel.finished:
+                    break
+                self._step()
+
+    def snapshot(self) -> Snapshot:
+        """The state now; built at most once per change, when the screen asks for it."""
+        with self._lock:
+            if self._built is None or self._built.version != self._version:
+                self._built = self._build()
+            return self._built
+
+    # -- the worker --------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                running = self.duel.running
+                if running:
+                    self._step()
+            if not running:
+                self._wake.wait(0.05)
+                self._wake.clear()
+            elif self.speed is not None:
+                self._pace_steps += 1
+                lag = self._pace_start + self._pace_steps / (FPS * self.speed) - time.perf_counter()
+                if lag > 0:
+                    time.sleep(lag)
+                elif lag < -0.5:  # far behind (a slow machine): stop trying to catch up
+                    self._pace_start, self._pace_steps = time.perf_counter(), 0
+            else:
+                time.sleep(0)  # let the drawing thread in
+
+    def _step(self) -> None:
+        self.duel.step()
+        for p, t in enumerate(self.duel.telemetry):
+            if self._filled[p] < min(t.step, HISTORY):
+                self._rewards[p, self._filled[p]] = t.reward
+                self._filled[p] += 1
+        self._publish()
+
+    def _publish(self) -> None:
+        self._version += 1
+
+    def _build(self) -> Snapshot:
+        d = self.duel
+        if d.finished:
+            status = "finished"
+        elif d.running:
+            status = "running"
+        else:
+            status = "ready" if max(t.step for t in d.telemetry) == 0 else "paused"
+        return Snapshot(
+            version=self._version, seed=d.seeds[0], step=max(t.step for t in d.telemetry), status=status,
+            telemetry=[t.as_dict() for t in d.telemetry], frames=d.frames.copy(), z=d.players.z.copy(),
+            rewards=[self._rewards[p, : self._filled[p]].copy() for p in range(2)],
+            knobs=[dict(k.values) for k in d.knobs],
+            leader=d.leader(), winner=(d.winner() or "draw") if d.finished else None, weather=self.weather,
+            controllers=self.controllers,
+        )  # fmt: skip
+
+
+__all__ = ["HISTORY", "KnobError", "RaceRunner", "Snapshot"]
