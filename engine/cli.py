@@ -178,6 +178,27 @@ def _tournament(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve the live duel over HTTP (GET /health, POST /control, POST /update_knobs, GET /telemetry)",
+        description="Run a duel in a background thread at race speed and serve it over HTTP (FastAPI + uvicorn, "
+        "the `serve` extra: pip install -e '.[serve]'). Binds 127.0.0.1 unless given a token.",
+    )
+    try:
+        from engine.serve import add_arguments
+    except ModuleNotFoundError:  # the module itself imports FastAPI only when serving
+        return
+    add_arguments(p)
+    p.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from engine.serve import main as serve_main
+
+    return serve_main(args)
+
+
 def _add_health(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "health",
@@ -208,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_tui(sub)
     _add_race(sub)
     _add_tournament(sub)
+    _add_serve(sub)
     _add_health(sub)
     for ep in entry_points(group="vmc_duel.commands"):
         ep.load()(sub)

@@ -1,6 +1,6 @@
 """The terminal app: watch the duel live and tune each player's knobs while it runs.
 
-A thin `App`: the race runs in `tui.runner.RaceRunner`'s worker thread; a 30 Hz timer
+A thin `App`: the race runs in `engine.live.RaceRunner`'s worker thread; a 30 Hz timer
 draws the latest snapshot (only when it changed); keys become runner commands. Layout
 and widgets live in tui/widgets/, the look in app.tcss. `make_app()` builds it for tests.
 """
@@ -20,8 +20,8 @@ from textual.widgets import Footer, Static
 
 from engine.duel import PLAYERS
 from engine.knobs import KnobError
+from engine.live import RaceRunner, Snapshot
 from tui.graphics import detect_graphics
-from tui.runner import RaceRunner, Snapshot
 from tui.widgets.frame_view import FrameView
 from tui.widgets.knob_row import KnobRow
 from tui.widgets.player_panel import PlayerPanel

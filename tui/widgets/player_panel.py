@@ -7,7 +7,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline, Static
 
 from engine.knobs import Bounds
-from tui.runner import Snapshot
+from engine.live import Snapshot
 from tui.widgets.frame_view import FrameView
 from tui.widgets.knob_row import KnobRow
 from tui.widgets.telemetry_view import TelemetryView

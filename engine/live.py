@@ -1,11 +1,13 @@
-"""The race engine behind the TUI: a `Duel` stepped in a worker thread, decoupled from drawing.
+"""A live duel: a `Duel` stepped in a worker thread, decoupled from whoever watches it
+(the terminal app, the HTTP API).
 
 The worker steps the duel at the race's real speed (CarRacing's 50 steps per second), a
 multiple of it, or as fast as it can, and publishes an immutable `Snapshot` after every
-step. The app reads the latest snapshot on its own clock (at most 30 times a second) and
-draws only that: a slow terminal never slows the race, and drawing never sees a frame
-half-written. Commands (start, pause, reset, knob changes) take the lock, so they land
-between two steps; a knob change applies from the next step on.
+step. Watchers read the latest snapshot on their own clock (the TUI at most 30 times a
+second, API clients when they ask): a slow terminal or client never slows the race, and
+nobody ever sees a half-updated state (snapshots are built under the lock, then never
+change). Commands (start, pause, reset, knob changes) take the lock, so they land between
+two steps; a knob change applies from the next step on.
 """
 
 from __future__ import annotations
@@ -120,6 +122,12 @@ class RaceRunner:
         """Change one knob; KnobError (reason on screen) leaves the old value."""
         with self._lock:
             self.duel.set_knobs(player, {name: value}, where=f"player {PLAYERS[player]}")
+            self._publish()
+
+    def set_knobs(self, player: int, changes: dict[str, Any], where: str | None = None) -> None:
+        """Change several knobs at once (flat or nested); all apply, or none and KnobError names the bad one."""
+        with self._lock:
+            self.duel.set_knobs(player, changes, where=where or f"player {PLAYERS[player]}")
             self._publish()
 
     def restore_defaults(self, player: int) -> None:
