@@ -136,6 +136,7 @@ def _add_tournament(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--knobs-a", type=Path, metavar="FILE", help="YAML of player A's knobs")
     p.add_argument("--knobs-b", type=Path, metavar="FILE", help="YAML of player B's knobs")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="world-model variant (default auto)")
     p.add_argument("--batch", type=int, default=50, help="duels raced at once (default 50)")
     p.add_argument("--workers", type=int, default=2, help="environment worker processes (default 2)")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime threads (default 2)")
@@ -166,7 +167,8 @@ def _tournament(args: argparse.Namespace) -> int:
                   TimeRemainingColumn(), transient=True, disable=args.json) as progress:  # fmt: skip
         task = progress.add_task("", total=args.tracks * 1000)
         summary = run_tournament(tracks=args.tracks, seed_start=args.seed_start, renderer=args.renderer,
-                                 weather=args.weather, knobs=knobs, device=args.device, batch=args.batch,
+                                 weather=args.weather, knobs=knobs, device=args.device,
+                                 precision=args.precision, batch=args.batch,
                                  workers=args.workers, threads=args.threads,
                                  on_step=lambda done, total: progress.update(task, completed=done))  # fmt: skip
     paths = write_outputs(summary, out, force=args.force)

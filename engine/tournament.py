@@ -42,6 +42,7 @@ def run_tournament(
     knobs: tuple[Knobs, Knobs] | None = None,
     controllers: tuple[Path, Path] | None = None,
     device: str = "auto",
+    precision: str = "auto",
     batch: int = 50,
     workers: int = 2,
     threads: int = 2,
@@ -59,8 +60,9 @@ def run_tournament(
     for lo in range(0, tracks, batch):
         chunk = seeds[lo : lo + batch]
         with Duel(controllers=controllers, knobs=list(knobs) if knobs else None, renderer=renderer, weather=weather,
-                  device=device, duels=len(chunk), workers=workers, threads=threads) as duel:  # fmt: skip
-            meta = duel.controller_meta
+                  device=device, precision=precision, duels=len(chunk), workers=workers,
+                  threads=threads) as duel:  # fmt: skip
+            meta, precision_used = duel.controller_meta, duel.players.world.precision
             duel.reset(chunk)
             steps = 0
             while not duel.finished:
@@ -71,7 +73,9 @@ def run_tournament(
             done += 1000 * len(chunk)
             results += [duel.result(d) for d in range(len(chunk))]
     wall = time.perf_counter() - start
-    return summarise(results, meta, renderer, weather, wall)
+    summary = summarise(results, meta, renderer, weather, wall)
+    summary["precision"] = precision_used
+    return summary
 
 
 def summarise(results: list[dict], meta: list[dict], renderer: str, weather: str, wall: float) -> dict[str, Any]:
@@ -103,7 +107,7 @@ def summarise(results: list[dict], meta: list[dict], renderer: str, weather: str
 
 def format_summary(s: dict[str, Any]) -> str:
     lines = [f"Tournament: {s['tracks']} tracks (seeds {s['seeds'][0]}-{s['seeds'][1]}), renderer {s['renderer']}, "
-             f"{s['weather']}, {s['wall_seconds']:.0f} s",
+             f"{s['weather']}, {s.get('precision', 'fp32')}, {s['wall_seconds']:.0f} s",
              f"{'':12s}{'reward':>18s}{'off track (s)':>18s}{'laps':>7s}  controller"]  # fmt: skip
     for name in PLAYERS:
         p = s["players"][name]
