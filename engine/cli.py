@@ -201,6 +201,30 @@ def _serve(args: argparse.Namespace) -> int:
     return serve_main(args)
 
 
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="benchmark the world model, the duel loop and tournaments; save JSON, markdown and a plot",
+        description="Runs benchmarks/run_all.py from the source checkout; every option goes to it "
+        "(vmc-duel bench --help lists them: --device cpu|cuda, --quick, --json, --out-dir, --force, ...).",
+        add_help=False,  # --help goes to run_all.py
+        prefix_chars="\0",  # no options of its own: everything after `bench` is passed through
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "run_all.py"
+    if not script.is_file():
+        print(f"vmc-duel bench: {script} not found: the benchmarks live in the source checkout, not in the "
+              "installed package (git clone the project and pip install -e . there)", file=sys.stderr)  # fmt: skip
+        return 2
+    return subprocess.run([sys.executable, str(script), *args.args]).returncode
+
+
 def _add_health(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "health",
@@ -233,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_tournament(sub)
     _add_serve(sub)
     _add_health(sub)
+    _add_bench(sub)
     for ep in entry_points(group="vmc_duel.commands"):
         ep.load()(sub)
     argv = list(sys.argv[1:] if argv is None else argv)

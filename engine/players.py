@@ -125,14 +125,21 @@ class Players:
         ahead = horizon >= 1
         if not ahead.any():
             return
-        risk[ahead] = out["off_track_prob"][ahead]
+        # The risk of leaving the road: (1 - p_now) x the largest off-track probability over
+        # the next H imagined steps. A car already off the road (p_now ~ 1) is at no risk of
+        # leaving it, so the knobs that read risk never hold it on the grass.
+        on_road = 1.0 - out["off_track_prob"].astype(np.float64)  # (n,)
+        ahead_max = np.zeros(n)
         # Imagined steps: from the state just reached, the next z is the mixture's mean,
         # and the action is the player's policy (the first is the one it is taking now).
         z, action, imagined = mean, policy.astype(np.float32), np.empty((n, 3))
-        for k in range(1, int(horizon.max())):
+        for k in range(1, int(horizon.max()) + 1):
             h, c, log_pi, mu, sigma, _, off = self.dream.run(DREAM_OUTPUTS, {"z": z, "action": action, "h": h, "c": c})
-            looking = horizon > k
-            risk[looking] = np.maximum(risk[looking], off[looking])
+            looking = horizon >= k
+            ahead_max[looking] = np.maximum(ahead_max[looking], off[looking])
+            if k == int(horizon.max()):
+                break
             mixture_stats(log_pi, mu, sigma, z, spread)  # z <- the next mean
             policy_actions(W, b, z, h, imagined)
             action = imagined.astype(np.float32)
+        risk[ahead] = on_road[ahead] * ahead_max[ahead]

@@ -1,12 +1,13 @@
 """Predicted risk from the MDN-RNN, in numba: the mixture's mean and spread, and the
 calibration that maps the spread into [0, 1].
 
-With `lookahead_horizon` H >= 1 a player's risk is the largest off-track probability
-the model predicts over the next H steps (the world-model step gives the first; each
-further one is an imagined step in dream.onnx, fed the mixture's mean as the next z and
-the player's own policy as the action). With H = 0 it is the MDN's spread: how unsure
-the model is of the next z, scaled by the spread it showed on the calibration drives
-(weights/manifest.json, "risk": 0 at its 1st percentile, 1 at its 99th).
+With `lookahead_horizon` H >= 1 a player's risk is that of leaving the road within H
+steps: (1 - p_now) x the largest off-track probability the model predicts over the next H
+imagined steps in dream.onnx (each fed the mixture's mean as the next z and the player's
+own policy as the action); p_now comes with the world-model step (engine.players).
+With H = 0 it is the MDN's spread: how unsure the model is of the next z, scaled by the
+spread it showed on the calibration drives (weights/manifest.json, "risk": 0 at its 1st
+percentile, 1 at its 99th).
 """
 
 from __future__ import annotations

@@ -1,0 +1,249 @@
+"""The full two-player duel loop: the engine (exact and fast renderer) against the original design's stack.
+
+    python benchmarks/bench_duel.py [--device cpu|cuda] [--steps 200] [--repeats 5] [--threads 1]
+                                    [--torch-threads N] [--no-baseline] [--quick] [--out FILE]
+
+Engine: `engine.duel.Duel(renderer, device, knobs=[k, k])`, both players looking ahead
+(lookahead_horizon 10, risk_aversion 0.5: nine dream.onnx runs per duel step on top of
+the world model), `duel.step()` N times after `duel.reset(seed)` (reset again when it ends).
+
+Baseline, what a user of the original World Models design would run: two stock
+`gymnasium.make("CarRacing-v3")` environments, and per player per step the PyTorch eager
+models from weights/vae.pth and mdnrnn.pth (crop to the top 84 rows, `interpolate(...,
+mode="area")` to 64x64, scale to [0, 1], `vae.encode` -> mu, one `rnn.lstm` step on
+[z, previous action] with its (h, c), `rnn.heads(h)`), then the linear controller in numpy
+from weights/controller{A,B}.npz, all under `torch.no_grad()`. torch gets as many threads
+as the engine has onnxruntime threads (--threads; --torch-threads 0: torch's default, all
+cores, which on a busy machine costs batch-1 calls dearly). No lookahead: the baseline
+does less work per step than the engine. Needs torch; without it the baseline is skipped.
+
+Rounds interleave (baseline, engine-exact, engine-fast, baseline, ...) after a warm-up
+round; the table reports median duel steps/s with the spread (min-max), and each engine
+renderer's speed-up as the median of the per-round ratios engine / baseline, all measured
+side by side in this one run. The last line printed is the whole result as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo: engine, train
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this directory: common, bench_env
+
+from common import TRACK_SEED, check_device, interleaved, machine_info, median_ratio, spread  # noqa: E402
+
+from engine.knobs import Knobs, load_bounds  # noqa: E402
+from engine.manifest import WEIGHTS_DIR  # noqa: E402
+from engine.weather import PLAY_ROWS as CROP_ROWS  # noqa: E402  (84 px: the rows above the dashboard)
+
+ENGINE_RENDERERS = ("exact", "fast")
+LOOKAHEAD = {"lookahead_horizon": 10, "risk_aversion": 0.5}  # both players' knobs
+MODEL_SIDE = 64  # px: the VAE's input side
+QUICK = {"steps": 5, "repeats": 1}
+
+
+class BaselineDuel:
+    """Two stock CarRacing-v3 envs and the PyTorch eager VAE + MDN-RNN + numpy controllers,
+    one player at a time, as the original design runs them."""
+
+    def __init__(self, weights_dir: Path = WEIGHTS_DIR, torch_threads: int | None = None):
+        import gymnasium as gym
+        import torch
+
+        from train.models import MDNRNN, VAE, MDNRNNConfig, VAEConfig
+
+        self.torch = torch
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        self.vae = VAE(VAEConfig())
+        self.vae.load_state_dict(torch.load(Path(weights_dir) / "vae.pth", weights_only=True))
+        self.rnn = MDNRNN(MDNRNNConfig())
+        self.rnn.load_state_dict(torch.load(Path(weights_dir) / "mdnrnn.pth", weights_only=True))
+        self.vae.eval()
+        self.rnn.eval()
+        self.controllers = []
+        for name in ("A", "B"):
+            with np.load(Path(weights_dir) / f"controller{name}.npz") as f:
+                self.controllers.append((f["W"].astype(np.float64), f["b"].astype(np.float64)))  # (3, 288), (3,)
+        self.envs = [gym.make("CarRacing-v3") for _ in range(2)]
+        hidden = self.rnn.cfg.hidden_size
+        self.state = [(torch.zeros(1, 1, hidden), torch.zeros(1, 1, hidden)) for _ in range(2)]  # (h, c) each
+        self.prev_action = [torch.zeros(1, self.rnn.cfg.action_size) for _ in range(2)]
+        self.obs: list[np.ndarray] = [np.zeros((96, 96, 3), np.uint8)] * 2
+        self.done = [True, True]
+
+    def reset(self, seed: int) -> None:
+        for p, env in enumerate(self.envs):
+            self.obs[p], _ = env.reset(seed=seed)
+            self.state[p] = tuple(self.torch.zeros_like(t) for t in self.state[p])
+            self.prev_action[p] = self.torch.zeros_like(self.prev_action[p])
+            self.done[p] = False
+
+    @property
+    def finished(self) -> bool:
+        return all(self.done)
+
+    def act(self, p: int) -> np.ndarray:
+        torch, F = self.torch, self.torch.nn.functional
+        with torch.no_grad():
+            x = torch.from_numpy(self.obs[p][:CROP_ROWS]).permute(2, 0, 1)[None].float()  # (1, 3, 84, 96)
+            x = F.interpolate(x, size=(MODEL_SIDE, MODEL_SIDE), mode="area") / 255.0  # (1, 3, 64, 64)
+            z, _ = self.vae.encode(x)  # mu (1, 32); logvar unused
+            out, self.state[p] = self.rnn.lstm(torch.cat([z, self.prev_action[p]], dim=-1)[:, None], self.state[p])
+            h = out[:, 0]  # (1, 256)
+            self.rnn.heads(h)  # log_pi, mu, sigma, reward, off-track logit: computed, as the design does
+        W, b = self.controllers[p]
+        a = np.tanh(W @ np.concatenate([z[0].numpy(), h[0].numpy()]).astype(np.float64) + b)
+        action = np.array([a[0], (a[1] + 1.0) / 2.0, min(max(a[2], 0.0), 1.0)])
+        self.prev_action[p] = torch.from_numpy(action.astype(np.float32))[None]
+        return action
+
+    def step(self) -> None:
+        for p, env in enumerate(self.envs):
+            if self.done[p]:
+                continue
+            self.obs[p], _, terminated, truncated, _ = env.step(self.act(p))
+            self.done[p] = terminated or truncated
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def timed(duel, steps: int, seed: int) -> float:
+    """Duel steps per second over `steps` steps from a fresh reset (not timed); resets again when it ends."""
+    duel.reset(seed)
+    start = time.perf_counter()
+    for _ in range(steps):
+        if duel.finished:
+            duel.reset(seed)
+        duel.step()
+    return steps / (time.perf_counter() - start)
+
+
+def lookahead_knobs() -> Knobs:
+    k = Knobs(load_bounds())
+    k.update(LOOKAHEAD, where="bench_duel")
+    return k
+
+
+def baseline_or_reason(args: argparse.Namespace) -> tuple[BaselineDuel | None, str | None]:
+    if args.no_baseline:
+        return None, "--no-baseline given"
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None, "torch is not installed (pip install -e '.[train]')"
+    torch_threads = args.threads if args.torch_threads is None else args.torch_threads
+    return BaselineDuel(torch_threads=torch_threads or None), None
+
+
+def run(args: argparse.Namespace) -> dict:
+    from engine.duel import Duel
+
+    k = lookahead_knobs()
+    duels = {}
+    baseline, reason = None, None
+    try:
+        for r in ENGINE_RENDERERS:
+            duels[f"engine_{r}"] = Duel(renderer=r, device=args.device, knobs=[k, k], threads=args.threads)
+        baseline, reason = baseline_or_reason(args)
+        if reason:
+            print(f"bench_duel: baseline skipped: {reason}", file=sys.stderr)
+        fns = {} if baseline is None else {"baseline": lambda: timed(baseline, args.steps, args.seed)}
+        for name, duel in duels.items():
+            fns[name] = lambda duel=duel: timed(duel, args.steps, args.seed)
+        rates, rounds = interleaved(fns, args.repeats, warmup=1)
+    finally:
+        for duel in duels.values():
+            duel.close()
+        if baseline is not None:
+            baseline.close()
+    result = {
+        "benchmark": "duel",
+        "device": args.device,
+        "quick": args.quick,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "seed": args.seed,
+        "knobs": LOOKAHEAD,
+        "threads": args.threads,
+        "duel_steps_per_s": rates,
+        "baseline": None,
+        "baseline_skipped": reason,
+    }
+    if baseline is not None:
+        import torch
+
+        result["baseline"] = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                              "renderer": "stock gymnasium CarRacing-v3", "lookahead": False}  # fmt: skip
+        result["speedup_vs_baseline"] = {r: median_ratio(rounds, f"engine_{r}", "baseline") for r in ENGINE_RENDERERS}
+    return result
+
+
+def format_table(result: dict) -> str:
+    rates = result["duel_steps_per_s"]
+    speedup = result.get("speedup_vs_baseline", {})
+    lines = [f"Duel loop on {result['device']} (lookahead 10, risk aversion 0.5): duel steps/s, "
+             f"{result['steps']} steps x {result['repeats']} rounds",
+             f"{'stack':<16}{'duel steps/s':>14}{'min-max':>16}{'vs baseline':>13}"]  # fmt: skip
+    for name, s in rates.items():
+        ratio = "1.00x" if name == "baseline" else (f"{speedup[name[7:]]:.2f}x" if speedup else "-")
+        lines.append(f"{name:<16}{s['median']:>14.1f}{spread(s, '{:.1f}'):>16}{ratio:>13}")
+    if result["baseline_skipped"]:
+        lines.append(f"baseline skipped: {result['baseline_skipped']}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="the engine's onnxruntime device "
+                   "(default cpu; the baseline runs torch on the CPU)")  # fmt: skip
+    p.add_argument("--steps", type=int, default=200, help="duel steps per timed run (default 200)")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds after the warm-up round (default 5)")
+    p.add_argument("--threads", type=int, default=1, help="the engine's onnxruntime threads (default 1, as Duel)")
+    p.add_argument("--torch-threads", type=int, default=None, help="torch threads for the baseline (default: "
+                   "--threads, the same cores as the engine; 0: torch's own choice, all cores)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=TRACK_SEED, help=f"track seed (default {TRACK_SEED})")
+    p.add_argument("--no-baseline", action="store_true", help="time the engine only")
+    p.add_argument("--quick", action="store_true", help="a few steps, 1 round: a smoke test only")
+    p.add_argument("--out", type=Path, help="also write the JSON result to this file")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.out and args.out.exists() and not args.force:
+        parser.error(f"{args.out} exists; pass --force to overwrite it")
+    check_device(parser, args.device)
+    if args.quick:
+        args.steps, args.repeats = QUICK["steps"], QUICK["repeats"]
+    if args.steps < 1 or args.repeats < 1 or args.threads < 1:
+        parser.error("--steps, --repeats and --threads must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    machine = machine_info()
+    result = {**run(args), "machine": machine}
+    print(format_table(result))
+    line = json.dumps(result)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(line + "\n")
+    print(line)
+    return result
+
+
+if __name__ == "__main__":
+    main()
