@@ -26,7 +26,6 @@ side by side in this one run. The last line printed is the whole result as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo: engine, train
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # this directory: common, bench_env
 
-from common import TRACK_SEED, check_device, interleaved, machine_info, median_ratio, spread  # noqa: E402
+from common import (  # noqa: E402
+    TRACK_SEED,
+    add_output_options,
+    check_device,
+    interleaved,
+    median_ratio,
+    refuse_overwrite,
+    run_main,
+    spread,
+)
 
 from engine.knobs import Knobs, load_bounds  # noqa: E402
 from engine.manifest import WEIGHTS_DIR  # noqa: E402
@@ -214,16 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=TRACK_SEED, help=f"track seed (default {TRACK_SEED})")
     p.add_argument("--no-baseline", action="store_true", help="time the engine only")
     p.add_argument("--quick", action="store_true", help="a few steps, 1 round: a smoke test only")
-    p.add_argument("--out", type=Path, help="also write the JSON result to this file")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    add_output_options(p)
     return p
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.out and args.out.exists() and not args.force:
-        parser.error(f"{args.out} exists; pass --force to overwrite it")
+    refuse_overwrite(parser, args)
     check_device(parser, args.device)
     if args.quick:
         args.steps, args.repeats = QUICK["steps"], QUICK["repeats"]
@@ -233,16 +239,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
-    machine = machine_info()
-    result = {**run(args), "machine": machine}
-    print(format_table(result))
-    line = json.dumps(result)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(line + "\n")
-    print(line)
-    return result
+    return run_main(parse_args, run, format_table, argv)
 
 
 if __name__ == "__main__":

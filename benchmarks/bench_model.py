@@ -23,7 +23,6 @@ The last line printed is the whole result as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -35,7 +34,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo: engine, train
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # this directory: common, bench_env
 
-from common import check_device, int_list, interleaved, machine_info, median_ratio, real_frames, spread, stats  # noqa: E402
+from common import (  # noqa: E402
+    add_output_options,
+    check_device,
+    int_list,
+    interleaved,
+    median_ratio,
+    real_frames,
+    refuse_overwrite,
+    run_main,
+    spread,
+    stats,
+)
 
 from engine.manifest import load_manifest  # noqa: E402
 from engine.weather import PLAY_ROWS  # noqa: E402  (84 rows above the dashboard: the crop)
@@ -197,16 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peak-flops", type=float, default=PEAK_FLOPS_PER_CORE,
                    help="peak float32 FLOP/s of one core (default 96e9: AVX-512, one FMA unit, 3.0 GHz)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="tiny batches and steps, 1 repeat: a smoke test only")
-    p.add_argument("--out", type=Path, help="also write the JSON result to this file")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    add_output_options(p)
     return p
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.out and args.out.exists() and not args.force:
-        parser.error(f"{args.out} exists; pass --force to overwrite it")
+    refuse_overwrite(parser, args)
     check_device(parser, args.device)
     cuda = args.device == "cuda"
     args.frames, args.min_steps, args.max_steps = FRAMES, MIN_STEPS, MAX_STEPS
@@ -229,16 +237,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
-    machine = machine_info()  # before the run: the load average says how busy the machine was
-    result = {**run(args), "machine": machine}
-    print(format_table(result))
-    line = json.dumps(result)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(line + "\n")
-    print(line)
-    return result
+    return run_main(parse_args, run, format_table, argv)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ The last line printed is the whole result as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -25,7 +24,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo: engine, train
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # this directory: common, bench_env
 
-from common import TRACK_SEED, check_device, int_list, machine_info, measure, spread  # noqa: E402
+from common import (  # noqa: E402
+    TRACK_SEED,
+    add_output_options,
+    check_device,
+    int_list,
+    measure,
+    refuse_overwrite,
+    run_main,
+    spread,
+)
 
 WORKERS = (0, 1, 2, 4, 8, 16)  # environment processes tried, up to os.cpu_count() (0, 1, 2 always)
 THREADS = (1, 2, 4)  # onnxruntime threads tried, up to os.cpu_count() (1 always)
@@ -94,16 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int_list(1), help="onnxruntime threads, comma-separated (default 1,2,4 up to the cores)"
     )
     p.add_argument("--quick", action="store_true", help="2 duels, a few steps, 1 repeat: a smoke test only")
-    p.add_argument("--out", type=Path, help="also write the JSON result to this file")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    add_output_options(p)
     return p
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.out and args.out.exists() and not args.force:
-        parser.error(f"{args.out} exists; pass --force to overwrite it")
+    refuse_overwrite(parser, args)
     check_device(parser, args.device)
     cores = os.cpu_count() or 1
     if args.quick:
@@ -118,16 +124,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
-    machine = machine_info()
-    result = {**run(args), "machine": machine}
-    print(format_table(result))
-    line = json.dumps(result)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(line + "\n")
-    print(line)
-    return result
+    return run_main(parse_args, run, format_table, argv)
 
 
 if __name__ == "__main__":

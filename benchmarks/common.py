@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import shutil
@@ -199,3 +200,34 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     else:
         tmp.write_bytes(data)
     tmp.replace(path)
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """--out and --force, the same in every benchmark script."""
+    p.add_argument("--out", type=Path, help="also write the JSON result to this file")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+
+
+def refuse_overwrite(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.out and args.out.exists() and not args.force:
+        parser.error(f"{args.out} exists; pass --force to overwrite it")
+
+
+def emit(result: dict, out: Path | None) -> dict:
+    """Print the result as one JSON line (the scripts' last line) and write it to `out`."""
+    line = json.dumps(result)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(line + "\n")
+    print(line)
+    return result
+
+
+def run_main(parse_args: Callable, run: Callable, format_table: Callable, argv: list[str] | None) -> dict:
+    """Parse, take the machine's description (before the run: its load average says how
+    busy the machine was), run, print the table, emit the JSON."""
+    args = parse_args(argv)
+    machine = machine_info()
+    result = {**run(args), "machine": machine}
+    print(format_table(result))
+    return emit(result, args.out)
