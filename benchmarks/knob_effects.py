@@ -59,7 +59,8 @@ def racing_mean(x: np.ndarray, alive: np.ndarray) -> float:
     return float(((x * alive).sum(0) / np.maximum(alive.sum(0), 1)).mean())
 
 
-def race(settings: list[dict], seeds: list[int], renderer: str, weather: str) -> dict[str, np.ndarray]:
+def race(settings: list[dict], seeds: list[int], renderer: str, weather: str,
+         controllers: list[Path] | None = None) -> dict[str, np.ndarray]:  # fmt: skip
     """Every (setting, seed) as one duel of A and B; per-step records (T, P, ...)."""
     bounds = load_bounds()
     knobs = []
@@ -69,8 +70,8 @@ def race(settings: list[dict], seeds: list[int], renderer: str, weather: str) ->
                 k = Knobs(bounds)
                 k.update(changes)
                 knobs.append(k)
-    with Duel(knobs=knobs, renderer=renderer, weather=weather, device="cpu", duels=len(knobs) // 2,
-              threads=2, workers=2) as duel:  # fmt: skip
+    with Duel(controllers=controllers, knobs=knobs, renderer=renderer, weather=weather, device="cpu",
+              duels=len(knobs) // 2, threads=2, workers=2) as duel:  # fmt: skip
         duel.reset([s for _ in settings for s in seeds])
         rec = {k: [] for k in ("speed", "action", "risk", "weights", "off", "hold", "done")}
         for _ in range(STEPS):
@@ -96,6 +97,8 @@ def main() -> int:
     p.add_argument("--seed-start", type=int, default=2_000_000, help="first track (default 2000000: held out)")
     p.add_argument("--renderer", default="fast", help="renderer (default fast)")
     p.add_argument("--weather", default="clear", help="weather (default clear)")
+    p.add_argument("--controllers", type=Path, nargs=2, metavar=("A", "B"),
+                   help="controller files (default: the shipped weights/controllerA.npz, controllerB.npz)")  # fmt: skip
     p.add_argument("--out", type=Path, help="also write the JSON result here")
     p.add_argument("--force", action="store_true", help="replace --out")
     args = p.parse_args()
@@ -103,7 +106,7 @@ def main() -> int:
         p.error(f"{args.out} exists; pass --force to overwrite it")
     seeds = list(range(args.seed_start, args.seed_start + args.tracks))
     names = list(SETTINGS)
-    rec = race([SETTINGS[n] for n in names], seeds, args.renderer, args.weather)
+    rec = race([SETTINGS[n] for n in names], seeds, args.renderer, args.weather, args.controllers)
     alive = ~rec["done"]  # (T, P): steps the car was still racing
     n_players = len(seeds) * 2
     table = {}
@@ -120,7 +123,8 @@ def main() -> int:
                 "ebrake_steps": float(((rec["hold"][:, idx] > 0) & m).sum(0).mean()),
             }  # fmt: skip
     # risk as a forecast: defaults, each horizon computed (it changes nothing without the knobs that read it)
-    forecast = race([{"lookahead_horizon": h} for h in AUC_HORIZONS], seeds, args.renderer, args.weather)
+    forecast = race([{"lookahead_horizon": h} for h in AUC_HORIZONS], seeds, args.renderer, args.weather,
+                    args.controllers)  # fmt: skip
     aucs = {}
     for i, h in enumerate(AUC_HORIZONS):
         scores, labels = [], []
