@@ -24,9 +24,11 @@ def knobs(**changes) -> Knobs:
 
 def race(duel: Duel, seeds, steps: int, every=None) -> dict[str, np.ndarray]:
     """Run `steps` steps; record per step (T, P, ...) actions, policy, risk, regime weights,
-    speed, the slip the players sensed, and the emergency-brake state before the step."""
+    speed, off-track steps so far, done, the slip the players sensed, and the emergency-brake
+    state before the step."""
     duel.reset(seeds)
-    rec = {k: [] for k in ("action", "policy", "risk", "weights", "speed", "slip", "hold", "frames")}
+    rec = {k: [] for k in ("action", "policy", "risk", "weights", "speed", "slip", "hold", "frames", "off_steps",
+                           "done")}  # fmt: skip
     for t in range(steps):
         if every is not None:
             every(duel, t)
@@ -38,6 +40,8 @@ def race(duel: Duel, seeds, steps: int, every=None) -> dict[str, np.ndarray]:
         rec["risk"].append(duel.players.risk.copy())
         rec["weights"].append(duel.players.regime_weights.copy())
         rec["speed"].append([x.speed for x in tel])
+        rec["off_steps"].append([x.off_track_steps for x in tel])
+        rec["done"].append([x.done for x in tel])
         rec["frames"].append(duel.frames.sum(axis=(1, 2, 3)))  # a cheap fingerprint per frame
     return {k: np.array(v) for k, v in rec.items()}
 
