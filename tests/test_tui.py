@@ -190,3 +190,16 @@ def test_terminal_graphics_decode_back_to_the_frame(graphics):
             assert pixels.shape[1] <= cols * 10 and pixels.shape[0] <= rows * 20  # fits its cells
 
     drive(app, script)
+
+
+def test_a_tiny_terminal_gets_a_clear_message():
+    app = app_for_test()
+
+    async def script(pilot):
+        message = app.query_one("#too-small")
+        assert message.display and "needs at least 60x20" in str(message.render())
+        assert not app.query_one("#players").display
+        await pilot.press("space")  # the keys still work
+        await wait_for(pilot, lambda: app.runner.snapshot().step > 0)
+
+    drive(app, script, size=(50, 15))

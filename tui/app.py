@@ -29,6 +29,7 @@ from tui.widgets.race_header import RaceHeader
 from tui.widgets.seed_screen import SeedScreen
 
 DRAW_HZ = 30  # screen updates per second, at most
+MIN_SIZE = (60, 20)  # columns, rows: below this the panels do not fit and the app says so
 GRAPHICS = ("auto", "halfblock", "sixel", "kitty", "ascii")
 
 
@@ -72,6 +73,7 @@ class DuelApp(App):
                 yield PlayerPanel(p, name, self.runner.duel.bounds, snap.knobs[p], self.graphics, self.truecolor,
                                   id=f"player-{name}")  # fmt: skip
         yield Static(id="summary")
+        yield Static(id="too-small")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -79,6 +81,16 @@ class DuelApp(App):
         self.draw(force=True)
         gc.freeze()  # what is alive now lives for the whole session: no 20-50 ms collections over it
         self.set_interval(1 / self.draw_hz, self.draw)
+
+    def on_resize(self) -> None:
+        w, h = self.size
+        small = w < MIN_SIZE[0] or h < MIN_SIZE[1]
+        self.screen.set_class(small, "too-small")
+        if small:
+            self.query_one("#too-small", Static).update(
+                f"The terminal is {w}x{h}: VMC Duel needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]} (80x24 is comfortable). "
+                "Enlarge it; the race carries on meanwhile (space pauses, q quits)."
+            )
 
     def on_unmount(self) -> None:
         self.runner.close()
