@@ -98,7 +98,7 @@ def test_health_reports_weights_and_fails_on_broken_ones(tmp_path):
     report = json.loads(result.stdout)
     assert result.returncode == 0 and report["ok"] and report["environment"]["ok"]
     assert "CPUExecutionProvider" in report["providers"]
-    assert report["weights"]["files"]["controllerA.npz"]["placeholder"] is True
+    assert report["weights"]["files"]["controllerA.npz"]["placeholder"] is False
     broken = tmp_path / "weights"
     broken.mkdir()
     (broken / "manifest.json").write_text('{"files": {"vae.pth": {"sha256": "0"}}, "sizes": {}}')

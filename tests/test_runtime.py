@@ -103,7 +103,7 @@ def test_devices_and_bad_files(tmp_path):
         WorldModel(1, weights_dir=copy)
 
 
-def test_shipped_controllers_load_and_are_marked_placeholders():
+def test_shipped_controllers_are_the_trained_ones():
     from engine.controller import load_controller
     from engine.manifest import load_manifest
 
@@ -111,6 +111,7 @@ def test_shipped_controllers_load_and_are_marked_placeholders():
     sizes = manifest["sizes"]
     for name in ("controllerA.npz", "controllerB.npz"):
         meta = manifest["files"][name]
-        assert meta["placeholder"] is True and "not CMA-ES" in meta["method"]
+        assert meta["placeholder"] is False and meta["method"].startswith("CMA-ES")
+        assert meta["training"]["generations_run"] > 0 and meta["training"]["eval_mean"] > 0
         W, b, file_meta = load_controller(WEIGHTS_DIR / name, sizes["z"], sizes["hidden"])
-        assert W.shape == (3, sizes["z"] + sizes["hidden"]) and file_meta["placeholder"] is True
+        assert W.shape == (3, sizes["z"] + sizes["hidden"]) and file_meta["placeholder"] is False
