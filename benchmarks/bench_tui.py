@@ -51,8 +51,8 @@ def app_in_tmux(exe: str, seed: int, steps: int, renderer: str, graphics: str) -
     """(CPU seconds, bytes written, wall seconds) of the app racing `steps` steps."""
     session = f"bench{os.getpid()}"
     log = Path(tempfile.mkstemp(suffix=".out")[1])
-    cmd = (f"TERM=xterm-256color COLORTERM=truecolor exec {exe} --seed {seed} --renderer {renderer} "
-           f"--graphics {graphics}")  # fmt: skip
+    cmd = (f"unset COLUMNS LINES; TERM=xterm-256color COLORTERM=truecolor exec {exe} --seed {seed} "
+           f"--renderer {renderer} --graphics {graphics}")  # fmt: skip
     tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", "bash", "-c", cmd)
     try:
         pid = int(tmux("display-message", "-p", "-t", session, "#{pane_pid}").strip())

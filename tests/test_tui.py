@@ -186,7 +186,8 @@ def test_terminal_graphics_decode_back_to_the_frame(graphics):
             pixels = decode_sixel(payload)
             scale = pixels.shape[0] // 96
             assert scale >= 1 and pixels.shape == (96 * scale, 96 * scale, 3)
-            assert np.abs(pixels[::scale, ::scale].astype(int) - frame).max() <= 1  # percent registers
+            err = np.abs(pixels[::scale, ::scale].astype(int) - frame)
+            assert err.max() <= 8 and err.mean() < 1  # percent registers; > 256 colours are grouped
             assert pixels.shape[1] <= cols * 10 and pixels.shape[0] <= rows * 20  # fits its cells
 
     drive(app, script)
