@@ -15,6 +15,7 @@ from pathlib import Path
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -81,13 +82,14 @@ class DuelApp(App):
         self.draw(force=True)
         gc.freeze()  # what is alive now lives for the whole session: no 20-50 ms collections over it
         self.set_interval(1 / self.draw_hz, self.draw)
+        self.on_resize()  # the size check, now that the widgets exist
 
     def on_resize(self) -> None:
         w, h = self.size
         small = w < MIN_SIZE[0] or h < MIN_SIZE[1]
         self.screen.set_class(small, "too-small")
-        if small:
-            self.query_one("#too-small", Static).update(
+        if small and self.screen.query("#too-small"):
+            self.screen.query_one("#too-small", Static).update(
                 f"The terminal is {w}x{h}: VMC Duel needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]} (80x24 is comfortable). "
                 "Enlarge it; the race carries on meanwhile (space pauses, q quits)."
             )
@@ -101,14 +103,19 @@ class DuelApp(App):
         snap = self.runner.snapshot()
         if snap.version == self._drawn_version and not force:
             return
+        try:
+            header = self.screen_stack[0].query_one(RaceHeader)
+            panels = [self.screen_stack[0].query_one(f"#player-{name}", PlayerPanel) for name in PLAYERS]
+            summary = self.screen_stack[0].query_one("#summary", Static)
+        except (NoMatches, IndexError):  # not mounted yet, or shutting down: the next tick draws
+            return
         self._drawn_version = snap.version
-        self.query_one(RaceHeader).show(snap)
+        header.show(snap)
         frames = self._model_frames(snap) if self.model_view else snap.frames
-        for p, name in enumerate(PLAYERS):
-            self.query_one(f"#player-{name}", PlayerPanel).show(snap, frames[p], snap.controllers[p])
+        for p, panel in enumerate(panels):
+            panel.show(snap, frames[p], snap.controllers[p])
         if self.graphics in ("sixel", "kitty"):
             self.call_after_refresh(self._write_graphics)
-        summary = self.query_one("#summary", Static)
         summary.set_class(snap.status == "finished", "shown")
         if snap.status == "finished":
             summary.update(self._summary_text(snap))
