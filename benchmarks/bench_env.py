@@ -26,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import make_env  # noqa: E402
+from engine.hardware import hardware_info  # noqa: E402
 from engine.vector_env import VecRaceEnv  # noqa: E402
 
 RENDERERS = ("stock", "exact", "fast")
@@ -93,15 +94,7 @@ def bench_vector(num_envs: int, steps: int, repeats: int, workers_list: list[int
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    return {**hardware_info(), "cores": os.cpu_count(), "python": platform.python_version()}
 
 
 def main(argv: list[str] | None = None) -> dict:

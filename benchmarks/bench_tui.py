@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine.hardware import hardware_info  # noqa: E402  (the installed package)
+
 STEPS_PER_SECOND = 50  # CarRacing's FPS: the race's real speed
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -108,7 +110,8 @@ def main() -> int:
               f"-> UI {rounds[-1]['ui_cores']:.2f} cores; {written / wall / 1e6:.2f} MB/s to the terminal")  # fmt: skip
     result = {
         "graphics": args.graphics, "renderer": args.renderer, "terminal": "tmux 120x40, truecolor",
-        "race_seconds": steps / STEPS_PER_SECOND, "rounds": rounds, "machine": f"{os.cpu_count()} cores",
+        "race_seconds": steps / STEPS_PER_SECOND, "rounds": rounds,
+        "machine": {**hardware_info(), "cores": os.cpu_count()},
         **{f"median_{k}": statistics.median(r[k] for r in rounds)
            for k in ("ui_cores", "app_cores", "engine_cores", "bytes_per_s")},
     }  # fmt: skip

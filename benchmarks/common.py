@@ -31,6 +31,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from bench_env import TRACK_SEED, bench_actions  # noqa: E402  (same track and drive as the env benchmark)
 
+from engine.hardware import hardware_info  # noqa: E402
+
 LIBRARIES = ("numpy", "onnxruntime", "onnxruntime-gpu", "numba", "gymnasium", "torch", "matplotlib")
 NVIDIA_SMI_TIMEOUT = 10  # s
 
@@ -90,28 +92,6 @@ def real_frames(steps: int, seed: int = TRACK_SEED) -> np.ndarray:
     return np.stack(frames)
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _cpu_flags() -> list[str]:
-    """The SIMD flags that bound floating-point throughput (avx2, fma, avx512*), from /proc/cpuinfo."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = line.split(":", 1)[1].split()
-                return sorted(f for f in flags if f in ("avx2", "fma") or f.startswith(("avx512", "amx")))
-    except OSError:
-        pass
-    return []
-
-
 def _gpus() -> list[str]:
     """GPU names from nvidia-smi, when it is installed and answers."""
     if not shutil.which("nvidia-smi"):
@@ -136,7 +116,8 @@ def _versions() -> dict:
 
 
 def machine_info() -> dict:
-    """CPU model, cores, SIMD flags, GPUs, onnxruntime providers, library versions, load and date."""
+    """CPU model and vector extensions (engine.hardware), cores, GPUs, onnxruntime providers,
+    library versions, load and date."""
     try:
         import onnxruntime as ort
 
@@ -152,10 +133,9 @@ def machine_info() -> dict:
     except OSError:
         load = None
     return {
-        "cpu": _cpu_model(),
+        **hardware_info(),  # cpu, arch, vector_isa, vector_extensions, onnxruntime
         "cores": os.cpu_count(),
         "usable_cores": usable,
-        "cpu_flags": _cpu_flags(),
         "load_average": load,  # 1, 5, 15 min at the start: a busy machine reads low
         "gpus": _gpus(),
         "onnxruntime_providers": providers,

@@ -24,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.duel import PLAYERS, Duel  # noqa: E402
+from engine.hardware import hardware_info  # noqa: E402
 from engine.knobs import Knobs, load_bounds  # noqa: E402
 from engine.strategy import REGIMES  # noqa: E402
 
@@ -147,7 +148,7 @@ def main() -> int:
     print("risk as a forecast of leaving the road within 25 steps (ROC AUC, on-road steps):",
           ", ".join(f"H={h}: {v['auc']:.3f}" if v["auc"] is not None else f"H={h}: n/a" for h, v in aucs.items()))
     result = {"tracks": args.tracks, "seeds": [seeds[0], seeds[-1]], "renderer": args.renderer,
-              "weather": args.weather, "table": table, "risk_auc": aucs}  # fmt: skip
+              "weather": args.weather, "table": table, "risk_auc": aucs, "hardware": hardware_info()}  # fmt: skip
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))

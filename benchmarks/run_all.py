@@ -83,7 +83,8 @@ def markdown(summary: dict) -> str:
     load = " ".join(map(str, m["load_average"])) if m["load_average"] else "?"
     out = [f"# vmc-duel benchmarks: {summary['device']}, {m['cores']} cores", "",
            f"- CPU: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
-           f"SIMD: {' '.join(m['cpu_flags']) or '?'}; load average at the start: {load}",
+           f"vector ISA: {m['vector_isa']} ({', '.join(m['vector_extensions']) or '?'}), "
+           f"onnxruntime {m['onnxruntime']}; load average at the start: {load}",
            f"- GPU: {'; '.join(m['gpus']) or 'none'}; onnxruntime providers: {', '.join(m['onnxruntime_providers'])}",
            f"- versions: {v}", f"- date: {m['date']}; platform: {m['platform']}"]  # fmt: skip
     if summary["quick"]:

@@ -1,9 +1,10 @@
 """A scripted driver that follows the track's centre line (pure pursuit).
 
-PLACEHOLDER: it reads the track and the car's pose straight from the simulator, which
-a learned controller never sees. It drives the headless duel until the trained World
-Models controllers land (issues 3-5), and it stays useful as a baseline and a sanity
-check that a duel can be won on skill.
+It reads the track and the car's pose straight from the simulator, which a learned
+controller never sees, so it is no contestant: it steers the collection policy
+(train.collect), is a baseline, and drives `Duel(driver="autopilot")`, a race in which no
+model float decides anything and which is therefore the same on every CPU (the screen
+snapshot tests use it).
 """
 
 from __future__ import annotations

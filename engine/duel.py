@@ -6,7 +6,11 @@ both see identical conditions. Every step, both players' (or, for a batch of due
 predicted risk and the strategy knobs (engine.players). Knobs can change between steps.
 
 Winner: the higher reward once both cars have ended; on a tie, less time off the road.
-Same seed, same knobs and same weights -> the same race, bit for bit.
+Same seed, same knobs and same weights -> the same race, bit for bit, on one machine (see
+the README's "Determinism": across CPU instruction sets the model's floats differ in the
+last bits and a race may take another line). With `driver="autopilot"` the scripted
+centre-line drivers (engine.autopilot) steer instead of the models: no model float decides
+anything, so such a race is the same on every CPU (the screen snapshots use it).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.autopilot import STYLES, Autopilot
 from engine.knobs import Knobs, load_bounds
 from engine.manifest import WEIGHTS_DIR
 from engine.players import Players, invariants_array, load_controllers
@@ -28,6 +33,7 @@ from engine.vector_env import VecRaceEnv
 
 PLAYERS = ("A", "B")
 SEED_RANGE = 2**31  # random seeds are drawn below this
+DRIVERS = ("model", "autopilot")  # who steers: the learned controllers, or engine.autopilot's scripted pair
 
 
 @dataclass
@@ -72,14 +78,22 @@ class Duel:
         duels: duels raced together (a tournament batches them).
         workers: environment worker processes (0: in this process).
         max_episode_steps: the time limit (CarRacing-v3: 1000).
+        driver: "model" (the controllers through the world model and knobs) or "autopilot"
+            (engine.autopilot's styles A and B read the simulator and steer; knobs, risk and
+            regimes play no part; in-process environments only).
     """
 
     def __init__(self, controllers: Sequence[Path] | None = None, knobs: Sequence[Knobs] | None = None,
                  renderer: str = "exact", weather: str = "clear", device: str = "auto", precision: str = "auto",
                  weights_dir: Path = WEIGHTS_DIR, duels: int = 1, threads: int = 1, workers: int = 0,
-                 max_episode_steps: int = 1000):  # fmt: skip
+                 max_episode_steps: int = 1000, driver: str = "model"):  # fmt: skip
         if duels < 1:
             raise ValueError(f"duels must be at least 1, got {duels}")
+        if driver not in DRIVERS:
+            raise ValueError(f"driver {driver!r} is not one of {', '.join(DRIVERS)}")
+        if driver == "autopilot" and workers:
+            raise ValueError("driver 'autopilot' reads the simulator, so it needs workers=0 (in-process environments)")
+        self.driver = driver
         n = 2 * duels
         self.duels, self.renderer, self.weather = duels, renderer, weather
         self.bounds = load_bounds()
@@ -102,6 +116,7 @@ class Duel:
         except BaseException:
             self.vec.close()
             raise
+        self.autopilots = [Autopilot(STYLES[PLAYERS[p % 2]]) for p in range(n)] if driver == "autopilot" else []
         self.wet = np.full(n, 1.0 if weather == "rain" else 0.0)
         self.telemetry = [PlayerTelemetry() for _ in range(n)]
         self.seeds: list[int] = []
@@ -148,7 +163,11 @@ class Duel:
         if self.finished:
             self.running = False
             return self.telemetry
-        actions = self.players.act(self.vec.obs, self._slip, self.wet)
+        if self.driver == "autopilot":
+            envs = self.vec.local_envs()
+            actions = np.stack([pilot.act(env.unwrapped) for pilot, env in zip(self.autopilots, envs)])
+        else:
+            actions = self.players.act(self.vec.obs, self._slip, self.wet)
         res = self.vec.step(actions)
         self._slip = res.info["slip"].copy()
         for p, t in enumerate(self.telemetry):

@@ -1,7 +1,9 @@
 """`vmc-duel health`: is this install able to race? Environment, providers, weights.
 
 Like the original design's GET /health: the environment steps, onnxruntime's providers,
-and every shipped file's sha256 against weights/manifest.json (placeholders flagged).
+and every shipped file's sha256 against weights/manifest.json (placeholders flagged); and
+the CPU's vector extensions with onnxruntime's version (engine.hardware), which decide
+whether a race recorded elsewhere replays here bit for bit (README: Determinism).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.hardware import hardware_info
 from engine.manifest import WEIGHTS_DIR, WeightsError, load_manifest
 
 PACKAGES = ("gymnasium", "box2d", "pygame-ce", "onnxruntime", "onnxruntime-gpu", "numpy", "numba", "textual")
@@ -21,7 +24,7 @@ PACKAGES = ("gymnasium", "box2d", "pygame-ce", "onnxruntime", "onnxruntime-gpu",
 
 def check(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
     """A health report; report['ok'] is False when anything needed to race is broken."""
-    report: dict[str, Any] = {"python": platform.python_version(), "packages": {}}
+    report: dict[str, Any] = {"python": platform.python_version(), "hardware": hardware_info(), "packages": {}}
     for name in PACKAGES:
         try:
             report["packages"][name] = version(name)
@@ -59,7 +62,10 @@ def check(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
 
 
 def format_report(r: dict[str, Any]) -> str:
-    lines = [f"python {r['python']}"]
+    hw = r["hardware"]
+    lines = [f"cpu          {hw['cpu']} ({hw['arch']}), vector ISA {hw['vector_isa']}: "
+             f"{', '.join(hw['vector_extensions']) or 'unknown'}; onnxruntime {hw['onnxruntime']}",
+             f"python {r['python']}"]  # fmt: skip
     lines += [f"  {k:<16}{v or '-'}" for k, v in r["packages"].items()]
     env = r["environment"]
     lines.append(

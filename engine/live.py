@@ -53,16 +53,20 @@ class RaceRunner:
     Args:
         seed: first track (None: random).
         speed: steps per second as a multiple of real time (1.0: 50 steps/s); None: as fast as possible.
-        device, weather, renderer, weights_dir: as for `engine.duel.Duel`.
+        device, weather, renderer, weights_dir, driver: as for `engine.duel.Duel`.
     """
 
     def __init__(self, seed: int | None = None, speed: float | None = 1.0, device: str = "auto",
-                 weather: str = "clear", renderer: str = "exact", weights_dir: Path | None = None):  # fmt: skip
+                 weather: str = "clear", renderer: str = "exact", weights_dir: Path | None = None,
+                 driver: str = "model"):  # fmt: skip
         self.weights_dir = WEIGHTS_DIR if weights_dir is None else Path(weights_dir)
-        self.duel = Duel(renderer=renderer, weather=weather, device=device, weights_dir=self.weights_dir)
+        self.duel = Duel(renderer=renderer, weather=weather, device=device, weights_dir=self.weights_dir,
+                         driver=driver)  # fmt: skip
         self.speed, self.weather = speed, weather
         self.controllers = ["PLACEHOLDER" if m.get("placeholder") else str(m.get("method", "trained"))
                             for m in self.duel.controller_meta]  # fmt: skip
+        if driver == "autopilot":
+            self.controllers = [f"autopilot {name} (scripted, reads the simulator)" for name in PLAYERS]
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()

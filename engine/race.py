@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.duel import FPS, PLAYERS, Duel
+from engine.hardware import hardware_info
 from engine.knobs import Knobs, load_bounds, load_knobs_file
 from engine.racing_env import MAX_EPISODE_STEPS
 
@@ -105,7 +106,8 @@ def run_race(
         for name, label in controllers.items():
             summary["players"][name]["controller"] = label
         summary.update({"event": "result", "renderer": renderer, "weather": weather, "steps": n,
-                        "wall_seconds": wall, "steps_per_second": n / wall if wall > 0 else float("inf")})  # fmt: skip
+                        "wall_seconds": wall, "steps_per_second": n / wall if wall > 0 else float("inf"),
+                        "hardware": hardware_info()})  # fmt: skip
     _emit(out, json_lines, summary, _table(summary) + f"\n{n} steps in {wall:.1f} s ({summary['steps_per_second']:.0f}"
           " duel steps/s)")  # fmt: skip
     return summary

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from engine.duel import PLAYERS, Duel
+from engine.hardware import hardware_info
 from engine.knobs import Knobs
 
 HELD_OUT_SEED_START = 1_000_000  # tournament tracks: never used by collection, training or evaluation
@@ -75,6 +76,7 @@ def run_tournament(
     wall = time.perf_counter() - start
     summary = summarise(results, meta, renderer, weather, wall)
     summary["precision"] = precision_used
+    summary["hardware"] = hardware_info()  # races transfer across CPUs only as means (README: Determinism)
     return summary
 
 

@@ -244,6 +244,12 @@ class VecRaceEnv:
         self.done = done
         return StepResult(self.obs, reward, terminated, truncated, done, self._gather([p[4] for p in parts]))
 
+    def local_envs(self) -> list:
+        """The environments themselves (index order), when they live in this process (workers=0)."""
+        if self._local is None:
+            raise RuntimeError("local_envs: the environments live in worker processes (workers > 0)")
+        return self._local.envs
+
     def end(self, indices: list[int] | np.ndarray) -> None:
         """End the episodes of environments `indices` now (a training rollout cut short):
         they are skipped by `step` until reset."""

@@ -212,10 +212,11 @@ class DuelApp(App):
 
 def make_app(seed: int | None = None, device: str = "auto", weather: str = "clear", graphics: str = "auto",
              renderer: str = "exact", speed: float | None = 1.0, truecolor: bool | None = None,
-             weights_dir: Path | None = None) -> DuelApp:  # fmt: skip
-    """The app with its race engine (a fixed `seed` makes it deterministic for tests)."""
+             weights_dir: Path | None = None, driver: str = "model") -> DuelApp:  # fmt: skip
+    """The app with its race engine. A fixed `seed` makes it deterministic on one machine;
+    with driver="autopilot" as well, on every CPU (no model float steers: the snapshots)."""
     runner = RaceRunner(seed=seed, speed=speed, device=device, weather=weather, renderer=renderer,
-                        weights_dir=weights_dir)  # fmt: skip
+                        weights_dir=weights_dir, driver=driver)  # fmt: skip
     return DuelApp(runner, graphics=graphics, truecolor=truecolor)
 
 
