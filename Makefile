@@ -1,28 +1,34 @@
-# VMC Duel: `make duel` races, `make test` tests. Each creates the virtual environment it needs.
+# VMC Duel: `make duel` races, `make test` tests. Each creates the virtual environment it needs:
+# the duel only the base install (no torch, as on the edge), the tests the extras on top.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+BASE := $(VENV)/.installed-base
+DEV := $(VENV)/.installed-dev
 
 .PHONY: duel test lint bench clean
 
-$(STAMP): pyproject.toml
+$(BASE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(DEV): $(BASE)
 	$(BIN)/python -m pip install --quiet -e ".[dev,train]"
 	touch $@
 
-duel: $(STAMP)  ## watch a duel in the terminal app
+duel: $(BASE)  ## watch a duel in the terminal app
 	$(BIN)/vmc-duel
 
-test: $(STAMP)  ## lint and run the whole test suite
+test: $(DEV)  ## lint and run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check .
 
-bench: $(STAMP)  ## stock vs exact vs fast renderer, and vectorised throughput
+bench: $(DEV)  ## stock vs exact vs fast renderer, and vectorised throughput
 	$(BIN)/python benchmarks/bench_env.py
 
 clean:

@@ -3,7 +3,7 @@
     python benchmarks/bench_duel.py [--device cpu|cuda] [--steps 200] [--repeats 5] [--threads 1]
                                     [--torch-threads N] [--no-baseline] [--quick] [--out FILE]
 
-Engine: `engine.duel.Duel(renderer, device, knobs=[k, k])`, both players looking ahead
+Engine: `engine.race.duel.Duel(renderer, device, knobs=[k, k])`, both players looking ahead
 (lookahead_horizon 10, risk_aversion 0.5: nine dream.onnx runs per duel step on top of
 the world model), `duel.step()` N times after `duel.reset(seed)` (reset again when it ends).
 
@@ -46,9 +46,9 @@ from common import (  # noqa: E402
     spread,
 )
 
-from engine.knobs import Knobs, load_bounds  # noqa: E402
-from engine.manifest import WEIGHTS_DIR  # noqa: E402
-from engine.weather import PLAY_ROWS as CROP_ROWS  # noqa: E402  (84 px: the rows above the dashboard)
+from engine.env.weather import PLAY_ROWS as CROP_ROWS  # noqa: E402  (84 px: the rows above the dashboard)
+from engine.policy.knobs import Knobs, load_bounds  # noqa: E402
+from engine.world_model.manifest import WEIGHTS_DIR  # noqa: E402
 
 ENGINE_RENDERERS = ("exact", "fast")
 LOOKAHEAD = {"lookahead_horizon": 10, "risk_aversion": 0.5}  # both players' knobs
@@ -153,7 +153,7 @@ def baseline_or_reason(args: argparse.Namespace) -> tuple[BaselineDuel | None, s
 
 
 def run(args: argparse.Namespace) -> dict:
-    from engine.duel import Duel
+    from engine.race.duel import Duel
 
     k = lookahead_knobs()
     duels = {}

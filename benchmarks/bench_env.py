@@ -26,8 +26,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import make_env  # noqa: E402
+from engine.env.vector_env import VecRaceEnv  # noqa: E402
 from engine.hardware import hardware_info  # noqa: E402
-from engine.vector_env import VecRaceEnv  # noqa: E402
 
 RENDERERS = ("stock", "exact", "fast")
 TRACK_SEED = 7  # the benchmark track

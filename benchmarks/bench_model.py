@@ -3,7 +3,7 @@
     python benchmarks/bench_model.py [--device cpu|cuda] [--batches 1,2,8,64,256,1024] [--precisions fp32,int8]
                                      [--threads 1,N] [--repeats 5] [--peak-flops 96e9] [--quick] [--out FILE]
 
-`engine.runtime.WorldModel(B, device, precision, threads, io_binding)` steps B players at
+`engine.world_model.runtime.WorldModel(B, device, precision, threads, io_binding)` steps B players at
 once on real-looking frames (a drive on the fast renderer, tiled over the batch; every
 step sees the next frame). For each precision, thread count and batch size, the runs with
 and without IOBinding interleave (no-binding, binding, no-binding, ...) after a warm-up
@@ -47,8 +47,8 @@ from common import (  # noqa: E402
     stats,
 )
 
-from engine.manifest import load_manifest  # noqa: E402
-from engine.weather import PLAY_ROWS  # noqa: E402  (84 rows above the dashboard: the crop)
+from engine.env.weather import PLAY_ROWS  # noqa: E402  (84 rows above the dashboard: the crop)
+from engine.world_model.manifest import load_manifest  # noqa: E402
 
 CPU_BATCHES = (1, 2, 8, 64, 256, 1024)  # players per step
 CUDA_BATCHES = (*CPU_BATCHES, 4096, 16384)
@@ -102,7 +102,7 @@ def timed_steps(world, windows: np.ndarray, batch: int, steps: int) -> tuple[flo
 
 def bench_config(precision: str, threads: int, batch: int, frames: np.ndarray, args) -> list[dict]:
     """Rows for one precision, thread count and batch: with and without IOBinding, interleaved."""
-    from engine.runtime import WorldModel
+    from engine.world_model.runtime import WorldModel
 
     windows = frames[np.arange(batch + FRAME_OFFSETS) % len(frames)]  # (B + 16, 96, 96, 3): contiguous views
     steps = steps_for(batch, args.min_steps, args.max_steps)

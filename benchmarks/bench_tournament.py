@@ -3,7 +3,7 @@
     python benchmarks/bench_tournament.py [--device cpu|cuda] [--duels 32] [--steps 100] [--repeats 3]
                                           [--workers 0,1,2] [--threads 1,2] [--quick] [--out FILE]
 
-`engine.duel.Duel(duels=N, renderer="fast", workers=w, threads=t, device)`: 2N players, all
+`engine.race.duel.Duel(duels=N, renderer="fast", workers=w, threads=t, device)`: 2N players, all
 world-model steps in one onnxruntime call, the environments in w worker processes (0: in
 this process). Each configuration is timed over --steps batched steps from a reset on N
 tracks (not timed; again when every duel has ended), after one warm-up run, --repeats
@@ -54,7 +54,7 @@ def timed(duel, steps: int, seeds: list[int]) -> float:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from engine.duel import Duel
+    from engine.race.duel import Duel
 
     seeds = [TRACK_SEED + d for d in range(args.duels)]
     rows = []

@@ -23,10 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.duel import PLAYERS, Duel  # noqa: E402
 from engine.hardware import hardware_info  # noqa: E402
-from engine.knobs import Knobs, load_bounds  # noqa: E402
-from engine.strategy import REGIMES  # noqa: E402
+from engine.policy.knobs import Knobs, load_bounds  # noqa: E402
+from engine.policy.strategy import REGIMES  # noqa: E402
+from engine.race.duel import PLAYERS, Duel  # noqa: E402
 
 SETTINGS = {  # name -> knob changes from the defaults
     "defaults": {},

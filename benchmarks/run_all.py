@@ -91,7 +91,7 @@ def markdown(summary: dict) -> str:
         out.append("- **--quick: a smoke run with tiny sizes and one repeat, not a measurement**")
     model = summary.get("model")
     if model:
-        out += ["", "## World-model step (engine.runtime.WorldModel)", "",
+        out += ["", "## World-model step (engine.world_model.runtime.WorldModel)", "",
                 f"player-steps/s: median and min-max over {model['repeats']} repeats; IOBinding on and off "
                 "interleaved; binding gain = median per-round ratio.", ""]  # fmt: skip
         rows = []

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from engine.hardware import hardware_info
-from engine.manifest import WEIGHTS_DIR, WeightsError, load_manifest
+from engine.world_model.manifest import WEIGHTS_DIR, WeightsError, load_manifest
 
 PACKAGES = ("gymnasium", "box2d", "pygame-ce", "onnxruntime", "onnxruntime-gpu", "numpy", "numba", "textual")
 

@@ -18,12 +18,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
         help="export the trained VAE and MDN-RNN to ONNX in weights/, with parity checks and the manifest",
-        description="Write weights/world_model.onnx, dream.onnx, decoder.onnx (dynamic batch), copy vae.pth and "
-        "mdnrnn.pth, check onnxruntime against torch at batch 1, 2 and 64, and write weights/manifest.json.",
+        description="Write weights/world_model.onnx, dream.onnx, decoder.onnx, lookahead.onnx (dynamic batch), copy "
+        "vae.pth and mdnrnn.pth, check onnxruntime against torch at batch 1, 2 and 64 (lookahead.onnx against the "
+        "dream.onnx rollout), and write weights/manifest.json.",
     )
     p.add_argument("--vae", type=Path, default=Path("data/checkpoints/vae/vae.pth"), help="VAE weights")
     p.add_argument("--mdnrnn", type=Path, default=Path("data/checkpoints/mdnrnn/mdnrnn.pth"), help="MDN-RNN weights")
     p.add_argument("--out", type=Path, default=Path("weights"), help="output directory (default weights)")
     p.add_argument("--renderer-gap", type=Path, help="JSON from `vmc-duel train renderer-gap --out` to record")
+    p.add_argument("--lookahead-only", action="store_true",
+                   help="only add lookahead.onnx (the imagined rollout in one graph) to --out, built from its "
+                   "mdnrnn.pth, and record it in its manifest")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace files already in --out")
     p.set_defaults(handler=_run)

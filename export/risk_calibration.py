@@ -5,7 +5,7 @@ the next z while the collection policy drives tracks never used for training.
 
 Runs world_model.onnx step by step (with its LSTM state) over the drives and stores the
 1st and 99th percentiles of the mixture's spread in manifest.json under "risk"; the
-engine maps spread to risk linearly between them (engine.risk.spread_risk).
+engine maps spread to risk linearly between them (engine.policy.risk.spread_risk).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from engine import make_env
-from engine.risk import mixture_stats
-from engine.runtime import WorldModel
+from engine.policy.risk import mixture_stats
+from engine.world_model.runtime import WorldModel
 from train.collect import ClumsyDriver, CollectConfig
 
 SEEDS = (1001, 1002, 1003, 1004)  # the int8 calibration tracks: never collected for training

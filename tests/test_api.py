@@ -1,4 +1,4 @@
-"""The HTTP API (engine/serve.py) against a real uvicorn server on loopback, the duel racing in its thread.
+"""The HTTP API (server/app.py) against a real uvicorn server on loopback, the duel racing in its thread.
 
 Skipped without the `serve` extra and the test clients (fastapi, uvicorn, httpx, schemathesis). The load test
 prints its figures: pytest tests/test_api.py -k load -s
@@ -26,9 +26,9 @@ uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 schemathesis = pytest.importorskip("schemathesis")
 
-from engine.knobs import KnobError, Knobs  # noqa: E402
-from engine.live import RaceRunner  # noqa: E402
-from engine.serve import MAX_BODY, add_arguments, check_args, encode_png, is_loopback, make_api  # noqa: E402
+from engine.policy.knobs import KnobError, Knobs  # noqa: E402
+from engine.race.live import RaceRunner  # noqa: E402
+from server.app import MAX_BODY, add_arguments, check_args, encode_png, is_loopback, make_api  # noqa: E402
 
 TOKEN = "s3cret-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -147,7 +147,7 @@ def test_public_host_needs_a_token(monkeypatch: pytest.MonkeyPatch, capsys: pyte
     with pytest.raises(ValueError, match="port"):
         check_args(parse(["--port", "70000"]), environ={})
     # and through the command line: a usage error before anything is loaded
-    from engine.cli import main as cli_main
+    from vmc_duel.cli import main as cli_main
 
     monkeypatch.delenv("VMC_DUEL_TOKEN", raising=False)
     with pytest.raises(SystemExit) as e:

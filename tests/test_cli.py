@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-CLI = [sys.executable, "-m", "engine.cli"]
+CLI = [sys.executable, "-m", "vmc_duel.cli"]
 
 
 def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

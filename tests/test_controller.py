@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.controller import ControllerError, load_controller, policy_actions
+from engine.policy.controller import ControllerError, load_controller, policy_actions
 
 
 def reference(W, b, z, h):
@@ -60,8 +60,8 @@ def test_numba_cache_falls_back_to_the_user_cache_when_the_install_is_read_only(
     site = tmp_path / "site"
     shutil.copytree(Path(__file__).resolve().parents[1] / "engine", site / "engine",
                     ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-    (site / "engine" / "__pycache__").write_text("not a directory")
-    code = ("import numpy as np\nfrom engine.controller import policy_actions\n"
+    (site / "engine" / "policy" / "__pycache__").write_text("not a directory")  # beside controller.py
+    code = ("import numpy as np\nfrom engine.policy.controller import policy_actions\n"
             "out = np.zeros((1, 3))\n"
             "policy_actions(np.zeros((1, 3, 4)), np.zeros((1, 3)), np.zeros((1, 2)), np.zeros((1, 2)), out)\n"
             "import engine\nprint(out.tolist(), engine.__file__)")  # fmt: skip

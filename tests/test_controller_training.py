@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("cma")
 
-from engine.controller import load_controller  # noqa: E402
-from engine.manifest import WEIGHTS_DIR, load_manifest  # noqa: E402
+from engine.policy.controller import load_controller  # noqa: E402
+from engine.world_model.manifest import WEIGHTS_DIR, load_manifest  # noqa: E402
 from train.config import TrainControllerConfig  # noqa: E402
 from train.controller import ship, train_controller  # noqa: E402
 
@@ -55,7 +55,7 @@ def test_controller_command_reads_a_config_and_flags_override(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("name: Y\npopulation: 4\nrollouts: 1\nmax_steps: 30\ngenerations: 1\neval_tracks: 1\n"
                       "workers: 0\nthreads: 1\n")  # fmt: skip
-    cmd = [sys.executable, "-m", "engine.cli", "train", "controller", "--config", str(config),
+    cmd = [sys.executable, "-m", "vmc_duel.cli", "train", "controller", "--config", str(config),
            "--out", str(tmp_path / "runs"), "--population", "5"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]

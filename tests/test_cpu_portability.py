@@ -60,7 +60,7 @@ def test_the_emulated_cpu_is_an_avx2_cpu_without_vnni():
 
 AUTOPILOT_RACE = """
 import hashlib, json
-from engine.duel import Duel
+from engine.race.duel import Duel
 with Duel(renderer="fast", device="cpu", driver="autopilot") as duel:
     duel.reset(__SEED__)
     digest = hashlib.sha256()

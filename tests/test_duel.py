@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.duel import Duel
-from engine.knobs import KnobError, Knobs, load_bounds
-from engine.strategy import BIAS_DRIFT, BIAS_RAIN, BIAS_STRAIGHT, REGIMES, regime_weights
+from engine.policy.knobs import KnobError, Knobs, load_bounds
+from engine.policy.strategy import BIAS_DRIFT, BIAS_RAIN, BIAS_STRAIGHT, REGIMES, regime_weights
+from engine.race.duel import Duel
 
 BOUNDS = load_bounds()
 MIN_THROTTLE = BOUNDS.invariants["min_throttle"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from engine.knobs import BOUNDS_PATH, KnobError, Knobs, load_bounds, load_knobs_file
+from engine.policy.knobs import BOUNDS_PATH, KnobError, Knobs, load_bounds, load_knobs_file
 
 
 @pytest.fixture

@@ -34,8 +34,8 @@ def test_engine_and_tui_import_and_run_without_torch():
         import numpy as np
         import engine
         import tui  # noqa: F401
-        from engine.duel import Duel
-        from engine.vector_env import VecRaceEnv
+        from engine.race.duel import Duel
+        from engine.env.vector_env import VecRaceEnv
 
         for renderer in ("exact", "fast"):
             env = engine.make_env(renderer)
@@ -50,7 +50,7 @@ def test_engine_and_tui_import_and_run_without_torch():
         with VecRaceEnv(2, workers=0, renderer="fast") as vec:
             vec.reset([0, 1])
             vec.step(np.zeros((2, 3)))
-        from engine.runtime import WorldModel  # the shipped world model through onnxruntime
+        from engine.world_model.runtime import WorldModel  # the shipped world model through onnxruntime
         out = WorldModel(1, device="cpu").step(obs[None])
         assert out["z"].shape == (1, 32)
         assert "torch" not in sys.modules, "torch was imported"
@@ -67,7 +67,7 @@ def test_cli_lists_every_command_without_torch():
     code = BLOCK_TORCH + textwrap.dedent(
         """
         import contextlib, io
-        from engine.cli import main
+        from vmc_duel.cli import main
 
         out = io.StringIO()
         with contextlib.redirect_stdout(out):

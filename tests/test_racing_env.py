@@ -9,7 +9,7 @@ from conftest import drive, varied_actions
 from gymnasium.error import InvalidAction
 
 from engine import make_env
-from engine.weather import RAIN_ROAD_FRICTION, RainOverlay
+from engine.env.weather import RAIN_ROAD_FRICTION, RainOverlay
 
 
 @pytest.mark.parametrize("seed", [0, 7, 42])

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from gymnasium.envs.box2d.car_racing import CarRacing
 
-from engine.racing_env import make_env
-from engine.render_fast import WORLD_ROWS, FastRenderer
+from engine.env.racing_env import make_env
+from engine.env.render_fast import WORLD_ROWS, FastRenderer
 
 DRIVE_SEEDS = (0, 3)  # seed 0: random-walk driving (mostly on grass); seed 3: follows the track
 DRIVE_STEPS = 300  # per seed; the 1000-step figure is measured outside the tests

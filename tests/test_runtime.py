@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from engine import make_env
-from engine.manifest import WEIGHTS_DIR, WeightsError
-from engine.runtime import WorldModel, make_session, providers_for
+from engine.world_model.manifest import WEIGHTS_DIR, WeightsError
+from engine.world_model.runtime import WorldModel, make_session, providers_for
 
 pytestmark = pytest.mark.skipif(not (WEIGHTS_DIR / "manifest.json").exists(), reason="no weights shipped")
 
@@ -109,8 +109,8 @@ def test_devices_and_bad_files(tmp_path):
 
 
 def test_shipped_controllers_are_the_trained_ones():
-    from engine.controller import load_controller
-    from engine.manifest import load_manifest
+    from engine.policy.controller import load_controller
+    from engine.world_model.manifest import load_manifest
 
     manifest = load_manifest(WEIGHTS_DIR)
     sizes = manifest["sizes"]

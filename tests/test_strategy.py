@@ -1,12 +1,12 @@
-"""The strategy knobs' formulas (engine/strategy.py) against their documented effects."""
+"""The strategy knobs' formulas (engine/policy/strategy.py) against their documented effects."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from engine.knobs import Knobs, load_bounds
-from engine.strategy import apply_knobs
+from engine.policy.knobs import Knobs, load_bounds
+from engine.policy.strategy import apply_knobs
 
 BOUNDS = load_bounds()
 INVARIANTS = np.array([BOUNDS.invariants[k] for k in ("min_throttle", "emergency_brake", "emergency_hold_steps")],

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from engine.tournament import run_tournament, wilson_interval
+from engine.race.tournament import run_tournament, wilson_interval
 
 
 def test_wilson_interval():
@@ -30,7 +30,7 @@ def test_tournament_batches_and_cli_agree(tmp_path):
     rewards = [r["A_reward"] for r in here["results"]]
     assert here["players"]["A"]["reward_mean"] == pytest.approx(sum(rewards) / 3)
 
-    cmd = [sys.executable, "-m", "engine.cli", "tournament", "--tracks", "3", "--seed-start", "5", "--renderer",
+    cmd = [sys.executable, "-m", "vmc_duel.cli", "tournament", "--tracks", "3", "--seed-start", "5", "--renderer",
            "fast", "--batch", "2", "--workers", "2", "--threads", "1", "--device", "cpu", "--out", str(tmp_path),
            "--json"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

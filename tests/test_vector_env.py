@@ -7,7 +7,7 @@ import pytest
 from conftest import varied_actions
 
 from engine import make_env
-from engine.vector_env import VecRaceEnv
+from engine.env.vector_env import VecRaceEnv
 
 SEEDS = [3, 4, 5]
 STEPS = 80

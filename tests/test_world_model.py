@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 from engine import make_env  # noqa: E402
-from engine.manifest import WeightsError, load_manifest  # noqa: E402
+from engine.world_model.manifest import WeightsError, load_manifest  # noqa: E402
 from export.graphs import Preprocess  # noqa: E402
 from export.onnx_export import export_all  # noqa: E402
 from export.variants import MAX_Z_ERR_OVER_SPREAD, VariantError, check_error  # noqa: E402

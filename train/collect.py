@@ -26,7 +26,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from engine import make_env
-from engine.autopilot import Autopilot, DrivingStyle
+from engine.env.autopilot import Autopilot, DrivingStyle
 from train.preprocess import to_model_frames
 from train.shards import episode_path, save_episode
 

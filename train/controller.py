@@ -39,12 +39,12 @@ import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 
-from engine.controller import load_controller  # noqa: E402
-from engine.duel import FPS  # noqa: E402
-from engine.knobs import Knobs, load_bounds  # noqa: E402
-from engine.manifest import load_manifest  # noqa: E402
-from engine.players import Players, invariants_array  # noqa: E402
-from engine.vector_env import VecRaceEnv  # noqa: E402
+from engine.env.vector_env import VecRaceEnv  # noqa: E402
+from engine.policy.controller import load_controller  # noqa: E402
+from engine.policy.knobs import Knobs, load_bounds  # noqa: E402
+from engine.policy.players import Players, invariants_array  # noqa: E402
+from engine.race.duel import FPS  # noqa: E402
+from engine.world_model.manifest import load_manifest  # noqa: E402
 from train.config import TrainControllerConfig, from_args, from_yaml  # noqa: E402
 
 EVAL_SEED_START = 900_000  # evaluation tracks: never trained on, below the tournament's held-out seeds
@@ -239,7 +239,7 @@ STYLES = {  # what each shipped controller is trained for (configs/controller_*.
 def ship(name: str, run: Path, weights: Path = Path("weights"), force: bool = False) -> dict:
     """Copy run/best.npz to weights/controller{name}.npz with its curve and log, and record
     the training in manifest.json. Refuses to replace the shipped file without `force`."""
-    from engine.manifest import file_sha256
+    from engine.world_model.manifest import file_sha256
 
     best, target = run / "best.npz", weights / f"controller{name}.npz"
     if not best.exists():

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from engine import make_env
-from engine.autopilot import STYLES, Autopilot
-from engine.controller import policy_actions
-from engine.manifest import file_sha256, load_manifest
-from engine.runtime import WorldModel
+from engine.env.autopilot import STYLES, Autopilot
+from engine.policy.controller import policy_actions
+from engine.world_model.manifest import file_sha256, load_manifest
+from engine.world_model.runtime import WorldModel
 
 FIT_SEEDS = 3000  # tracks 3000.. for fitting, 4000.. for the check: never collected
 CHECK_SEEDS = 4000

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.weather import PLAY_ROWS
+from engine.env.weather import PLAY_ROWS
 
 OBS_SIZE = 96  # px, CarRacing-v3 observation side
 CROP_ROWS = PLAY_ROWS  # px, rows above the dashboard bar (84)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from engine import make_env
-from engine.render_fast import FastRenderer
+from engine.env.render_fast import FastRenderer
 from train.collect import ClumsyDriver, CollectConfig
 from train.mdnrnn import load_vae
 from train.preprocess import to_model_frames

@@ -1,6 +1,6 @@
 """The terminal app: watch the duel live and tune each player's knobs while it runs.
 
-A thin `App`: the race runs in `engine.live.RaceRunner`'s worker thread; a 30 Hz timer
+A thin `App`: the race runs in `engine.race.live.RaceRunner`'s worker thread; a 30 Hz timer
 draws the latest snapshot (only when it changed); keys become runner commands. Layout
 and widgets live in tui/widgets/, the look in app.tcss. `make_app()` builds it for tests.
 """
@@ -19,9 +19,9 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from engine.duel import PLAYERS
-from engine.knobs import KnobError
-from engine.live import RaceRunner, Snapshot
+from engine.policy.knobs import KnobError
+from engine.race.duel import PLAYERS
+from engine.race.live import RaceRunner, Snapshot
 from tui.graphics import detect_graphics
 from tui.widgets.frame_view import FrameView
 from tui.widgets.knob_row import KnobRow
@@ -128,7 +128,7 @@ class DuelApp(App):
 
     def _model_frames(self, snap: Snapshot):
         if self._decoder is None:
-            from engine.runtime import Decoder
+            from engine.world_model.runtime import Decoder
 
             self._decoder = Decoder("cpu", weights_dir=self.runner.weights_dir)
         return self._decoder(snap.z)

@@ -13,7 +13,7 @@ from textual import events
 from textual.message import Message
 from textual.widget import Widget
 
-from engine.knobs import KnobSpec
+from engine.policy.knobs import KnobSpec
 
 LABELS = {  # short names for narrow terminals
     "alpha_action_smoothing": "smoothing",

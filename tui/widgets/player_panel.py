@@ -6,8 +6,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline, Static
 
-from engine.knobs import Bounds
-from engine.live import Snapshot
+from engine.policy.knobs import Bounds
+from engine.race.live import Snapshot
 from tui.widgets.frame_view import FrameView
 from tui.widgets.knob_row import KnobRow
 from tui.widgets.telemetry_view import TelemetryView

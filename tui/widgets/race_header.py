@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from engine.live import Snapshot
+from engine.race.live import Snapshot
 
 STATUS_STYLE = {"ready": "bold cyan", "running": "bold green", "paused": "bold yellow", "finished": "bold magenta"}
 

@@ -3,13 +3,13 @@
 Each car has its own environment on the same seed, so neither can block the other and
 both see identical conditions. Every step, both players' (or, for a batch of duels, all
 2N players') world-model steps run in one onnxruntime call, then the controllers, the
-predicted risk and the strategy knobs (engine.players). Knobs can change between steps.
+predicted risk and the strategy knobs (engine.policy.players). Knobs can change between steps.
 
 Winner: the higher reward once both cars have ended; on a tie, less time off the road.
 Same seed, same knobs and same weights -> the same race, bit for bit, on one machine (see
 the README's "Determinism": across CPU instruction sets the model's floats differ in the
 last bits and a race may take another line). With `driver="autopilot"` the scripted
-centre-line drivers (engine.autopilot) steer instead of the models: no model float decides
+centre-line drivers (engine.env.autopilot) steer instead of the models: no model float decides
 anything, so such a race is the same on every CPU (the screen snapshots use it).
 """
 
@@ -23,17 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from engine.autopilot import STYLES, Autopilot
-from engine.knobs import Knobs, load_bounds
-from engine.manifest import WEIGHTS_DIR
-from engine.players import Players, invariants_array, load_controllers
-from engine.racing_env import FPS  # steps per second of race time
-from engine.strategy import REGIMES
-from engine.vector_env import VecRaceEnv
+from engine.env.autopilot import STYLES, Autopilot
+from engine.env.racing_env import FPS  # steps per second of race time
+from engine.env.vector_env import VecRaceEnv
+from engine.policy.knobs import Knobs, load_bounds
+from engine.policy.players import Players, invariants_array, load_controllers
+from engine.policy.strategy import REGIMES
+from engine.world_model.manifest import WEIGHTS_DIR
 
 PLAYERS = ("A", "B")
 SEED_RANGE = 2**31  # random seeds are drawn below this
-DRIVERS = ("model", "autopilot")  # who steers: the learned controllers, or engine.autopilot's scripted pair
+DRIVERS = ("model", "autopilot")  # who steers: the learned controllers, or engine.env.autopilot's scripted pair
 
 
 @dataclass
@@ -74,12 +74,12 @@ class Duel:
         controllers: the two controller files (A, B); default the shipped weights.
         knobs: the two players' Knobs (A, B) or 2 x duels of them; default all at their defaults.
         renderer, weather: as for `engine.make_env`, the same for every car.
-        device, precision, weights_dir, threads: as for `engine.runtime.WorldModel`.
+        device, precision, weights_dir, threads: as for `engine.world_model.runtime.WorldModel`.
         duels: duels raced together (a tournament batches them).
         workers: environment worker processes (0: in this process).
         max_episode_steps: the time limit (CarRacing-v3: 1000).
         driver: "model" (the controllers through the world model and knobs) or "autopilot"
-            (engine.autopilot's styles A and B read the simulator and steer; knobs, risk and
+            (engine.env.autopilot's styles A and B read the simulator and steer; knobs, risk and
             regimes play no part; in-process environments only).
     """
 

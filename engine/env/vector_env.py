@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.racing_env import make_env
+from engine.env.racing_env import make_env
 
 OBS_SHAPE = (96, 96, 3)  # CarRacing-v3 state_pixels, uint8
 INFO_FIELDS = {  # per-step telemetry gathered from every env's info, with its dtype

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine.duel import FPS, PLAYERS, Duel
+from engine.env.racing_env import MAX_EPISODE_STEPS
 from engine.hardware import hardware_info
-from engine.knobs import Knobs, load_bounds, load_knobs_file
-from engine.racing_env import MAX_EPISODE_STEPS
+from engine.policy.knobs import Knobs, load_bounds, load_knobs_file
+from engine.race.duel import FPS, PLAYERS, Duel
 
 REPORT_EVERY = 50  # steps between telemetry lines (one second of race time)
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-BOUNDS_PATH = Path(__file__).resolve().parents[1] / "configs" / "bounds.yaml"
+BOUNDS_PATH = Path(__file__).resolve().parents[2] / "configs" / "bounds.yaml"
 SPEC_KEYS = {"type", "min", "max", "default", "step", "meaning"}
 INVARIANTS = {  # name -> (type, min, max)
     "min_throttle": (float, 0.0, 1.0),

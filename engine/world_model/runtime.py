@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from engine.manifest import WEIGHTS_DIR, WeightsError, load_manifest
+from engine.world_model.manifest import WEIGHTS_DIR, WeightsError, load_manifest
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "int8", "fp16")

@@ -5,8 +5,9 @@
 
 With no subcommand (options alone included: `vmc-duel --seed 7`) it opens the terminal app (`tui`).
 
-Packages outside the runtime add their own subcommands without `engine` importing
-them: each registers a `register(subparsers)` function under the entry-point group
+The composition root: it imports engine, tui and server. The training tools add their own
+subcommands without being imported here (torch stays out of a race):
+each registers a `register(subparsers)` function under the entry-point group
 `vmc_duel.commands` (see pyproject.toml: `train ...` and `export` come from there),
 and a subcommand stores its handler with `set_defaults(handler=...)`.
 """
@@ -19,8 +20,8 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from engine.racing_env import RENDERERS, WEATHERS
-from engine.runtime import DEVICES, PRECISIONS
+from engine.env.racing_env import RENDERERS, WEATHERS
+from engine.world_model.runtime import DEVICES, PRECISIONS
 
 
 def _add_race(sub: argparse._SubParsersAction) -> None:
@@ -58,9 +59,9 @@ def _add_race(sub: argparse._SubParsersAction) -> None:
 
 
 def _race(args: argparse.Namespace) -> int:
-    from engine.knobs import KnobError
-    from engine.manifest import WeightsError
-    from engine.race import parse_speed, run_race
+    from engine.policy.knobs import KnobError
+    from engine.race.headless import parse_speed, run_race
+    from engine.world_model.manifest import WeightsError
 
     parse_speed(args.speed)  # ValueError -> usage error in main
     try:
@@ -105,7 +106,7 @@ def _add_tui(sub: argparse._SubParsersAction) -> None:
 
 
 def _tui(args: argparse.Namespace) -> int:
-    from engine.race import parse_speed
+    from engine.race.headless import parse_speed
 
     speed = parse_speed(args.speed)
     if args.seed is not None and not 0 <= args.seed < 2**32:
@@ -118,13 +119,13 @@ def _tui(args: argparse.Namespace) -> int:
 
 
 def _add_tournament(sub: argparse._SubParsersAction) -> None:
-    from engine.tournament import HELD_OUT_SEED_START
+    from engine.race.tournament import HELD_OUT_SEED_START
 
     p = sub.add_parser(
         "tournament",
         help="race A against B on many tracks, all duels batched; win rate with its 95%% interval",
         description="One duel per track (seeds --seed-start on), every duel of a batch stepping together. Reports "
-        "each controller's reward and off-track time (mean +- std) and A's win rate (a draw counts half) with a 95%% "
+        "each controller's reward and off-track time (mean +- std) and A's win rate (a draw counts half) with a 95% "
         "Wilson interval; writes tournament.json and tournament.png (reward histograms) to --out.",
     )
     p.add_argument("--tracks", type=int, default=100, help="number of tracks (default 100)")
@@ -150,8 +151,8 @@ def _add_tournament(sub: argparse._SubParsersAction) -> None:
 def _tournament(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from engine.knobs import KnobError, Knobs, load_bounds, load_knobs_file
-    from engine.tournament import format_summary, run_tournament, write_outputs
+    from engine.policy.knobs import KnobError, Knobs, load_bounds, load_knobs_file
+    from engine.race.tournament import format_summary, run_tournament, write_outputs
 
     out = args.out or Path("data/tournaments") / f"{args.renderer}_{args.weather}_{args.seed_start}_{args.tracks}"
     for name in ("tournament.json", "tournament.png"):
@@ -188,7 +189,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "the `serve` extra: pip install -e '.[serve]'). Binds 127.0.0.1 unless given a token.",
     )
     try:
-        from engine.serve import add_arguments
+        from server.app import add_arguments
     except ModuleNotFoundError:  # the module itself imports FastAPI only when serving
         return
     add_arguments(p)
@@ -196,7 +197,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from engine.serve import main as serve_main
+    from server.app import main as serve_main
 
     return serve_main(args)
 
@@ -239,7 +240,7 @@ def _add_health(sub: argparse._SubParsersAction) -> None:
 
 def _health(args: argparse.Namespace) -> int:
     from engine.health import check, format_report
-    from engine.manifest import WEIGHTS_DIR
+    from engine.world_model.manifest import WEIGHTS_DIR
 
     report = check(args.weights or WEIGHTS_DIR)
     print(json.dumps(report) if args.json else format_report(report))

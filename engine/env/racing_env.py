@@ -26,7 +26,7 @@ from gymnasium.envs.box2d.car_racing import FPS, CarRacing  # noqa: E402, F401  
 from gymnasium.error import InvalidAction  # noqa: E402
 from gymnasium.wrappers import OrderEnforcing, TimeLimit  # noqa: E402
 
-from engine.weather import RAIN_ROAD_FRICTION, RainOverlay  # noqa: E402
+from engine.env.weather import RAIN_ROAD_FRICTION, RainOverlay  # noqa: E402
 
 RENDERERS = ("stock", "exact", "fast")
 WEATHERS = ("clear", "rain")
@@ -165,11 +165,11 @@ class DuelCarRacing(CarRacing):
 
 def _make_renderer(name: str):
     if name == "exact":
-        from engine.render_exact import ExactRenderer
+        from engine.env.render_exact import ExactRenderer
 
         return ExactRenderer()
     if name == "fast":
-        from engine.render_fast import FastRenderer
+        from engine.env.render_fast import FastRenderer
 
         return FastRenderer()
     return None

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.duel import FPS, PLAYERS, SEED_RANGE, Duel
-from engine.knobs import KnobError
-from engine.manifest import WEIGHTS_DIR
+from engine.policy.knobs import KnobError
+from engine.race.duel import FPS, PLAYERS, SEED_RANGE, Duel
+from engine.world_model.manifest import WEIGHTS_DIR
 
 HISTORY = 1000  # reward samples kept per player for the sparkline (one episode)
 
@@ -53,7 +53,7 @@ class RaceRunner:
     Args:
         seed: first track (None: random).
         speed: steps per second as a multiple of real time (1.0: 50 steps/s); None: as fast as possible.
-        device, weather, renderer, weights_dir, driver: as for `engine.duel.Duel`.
+        device, weather, renderer, weights_dir, driver: as for `engine.race.duel.Duel`.
     """
 
     def __init__(self, seed: int | None = None, speed: float | None = 1.0, device: str = "auto",

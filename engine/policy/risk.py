@@ -3,8 +3,8 @@ calibration that maps the spread into [0, 1].
 
 With `lookahead_horizon` H >= 1 a player's risk is that of leaving the road within H
 steps: (1 - p_now) x the largest off-track probability the model predicts over the next H
-imagined steps in dream.onnx (each fed the mixture's mean as the next z and the player's
-own policy as the action); p_now comes with the world-model step (engine.players).
+imagined steps of lookahead.onnx (each fed the mixture's mean as the next z and the player's
+own policy as the action); p_now comes with the world-model step (engine.policy.players).
 With H = 0 it is the MDN's spread: how unsure the model is of the next z, scaled by the
 spread it showed on the calibration drives (weights/manifest.json, "risk": 0 at its 1st
 percentile, 1 at its 99th).

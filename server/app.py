@@ -14,13 +14,13 @@ Endpoints (the schema is at /openapi.json, interactive docs at /docs):
 
 Design:
 
-* One engine. The API drives the same `engine.live.RaceRunner` as the terminal app: the duel steps in the
+* One engine. The API drives the same `engine.race.live.RaceRunner` as the terminal app: the duel steps in the
   runner's worker thread at race speed, requests are answered from uvicorn's event loop and thread pool.
   Readers only ever see a `Snapshot` (immutable, built under the runner's lock), and every command goes through
   the runner's own locked methods, so a request lands between two steps and nobody sees a half-updated state.
   The runner's `toggle` is the only way to start, so "start" and "pause" are made idempotent here, under a lock
   of this module that serialises the check-then-toggle of concurrent control requests.
-* Knob updates use the same validation (`engine.knobs.Knobs.update`) and messages as the TUI: all the changes
+* Knob updates use the same validation (`engine.policy.knobs.Knobs.update`) and messages as the TUI: all the changes
   of a request apply together or none do. Each key is checked first so that the 422 names it in `loc`
   (["body", "knobs", "gating_bias", "rain"]) with the TUI's message in `msg`; every 422 has FastAPI's shape.
 * Cheap reads. A telemetry body (and each frame's PNG) is built once per snapshot version and served from a
@@ -32,7 +32,7 @@ Design:
   the body-size limit (16 KiB: 413), so an unauthenticated or oversized request never reaches the JSON parser.
   GET endpoints stay open: anyone who can reach the port can watch.
 * Optional dependency. This module imports FastAPI, pydantic and uvicorn only inside functions, so
-  `engine.cli` can register `serve` (and show its --help) on the base install; `main` says what to install.
+  `vmc_duel.cli` can register `serve` (and show its --help) on the base install; `main` says what to install.
 * PNG without Pillow: a 20-line encoder (zlib + struct, RGB8, filter 0) keeps the base install small.
 """
 
@@ -53,20 +53,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.racing_env import RENDERERS, WEATHERS
-from engine.runtime import DEVICES
+from engine.env.racing_env import RENDERERS, WEATHERS
+from engine.world_model.runtime import DEVICES
 
 if TYPE_CHECKING:  # only for annotations: FastAPI is an optional extra
     from fastapi import FastAPI
 
-    from engine.live import RaceRunner, Snapshot
+    from engine.race.live import RaceRunner, Snapshot
 
 INSTALL_HINT = "vmc-duel serve needs FastAPI and uvicorn: pip install -e '.[serve]'"
 TOKEN_ENV = "VMC_DUEL_TOKEN"
 MAX_BODY = 16 * 1024  # bytes; larger request bodies get 413
 HEALTH_TTL = 10.0  # seconds a health report is reused (it builds and steps an environment)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # never change state: no token needed
-PLAYER_NAMES = ("A", "B")  # engine.duel.PLAYERS, without importing the engine at import time
+PLAYER_NAMES = ("A", "B")  # engine.race.duel.PLAYERS, without importing the engine at import time
 SEED_MAX = 2**32 - 1
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
@@ -193,7 +193,7 @@ async def _reply(send: Callable[[dict], Awaitable[None]], status: int, detail: s
 
 # -- state helpers ---------------------------------------------------------------------------------
 def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """{'gating_bias.rain': 1} -> {'gating_bias': {'rain': 1}} (as engine.knobs.Knobs.nested)."""
+    """{'gating_bias.rain': 1} -> {'gating_bias': {'rain': 1}} (as engine.policy.knobs.Knobs.nested)."""
     out: dict[str, Any] = {}
     for name, value in flat.items():
         *groups, leaf = name.split(".")
@@ -294,7 +294,7 @@ def make_api(
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
     from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
-    from engine.knobs import KnobError, Knobs, flatten
+    from engine.policy.knobs import KnobError, Knobs, flatten
 
     bounds = runner.duel.bounds
     controls = Controls(runner)
@@ -322,7 +322,7 @@ def make_api(
 
     class KnobUpdate(Strict):
         player: Literal["A", "B"]
-        # Validated by engine.knobs (the TUI's checks and messages); the schema documents the knobs.
+        # Validated by engine.policy.knobs (the TUI's checks and messages); the schema documents the knobs.
         knobs: Annotated[dict[str, Any], WithJsonSchema(_knob_schema(bounds))]
 
     class Out(BaseModel):
@@ -554,7 +554,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_args(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> tuple[float | None, str | None]:
     """(speed, token) from the parsed options; ValueError for a bad value or a non-loopback host without a token."""
-    from engine.race import parse_speed
+    from engine.race.headless import parse_speed
 
     speed = parse_speed(args.speed)
     if not 0 <= args.port <= 65535:
@@ -573,9 +573,9 @@ def main(args: argparse.Namespace) -> int:
     except ModuleNotFoundError:
         print(INSTALL_HINT, file=sys.stderr)
         return 2
-    from engine.knobs import KnobError
-    from engine.live import RaceRunner
-    from engine.manifest import WeightsError
+    from engine.policy.knobs import KnobError
+    from engine.race.live import RaceRunner
+    from engine.world_model.manifest import WeightsError
 
     try:
         runner = RaceRunner(seed=args.seed, speed=speed, device=args.device, weather=args.weather,

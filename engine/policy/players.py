@@ -3,7 +3,8 @@ predicted risk -> strategy knobs -> the action.
 
 One `Players` serves a duel (2 players), a batch of duels (2N) or a CMA-ES population
 (candidates x rollouts): one onnxruntime `run` of the world model for all of them per
-step, and, when some player looks ahead, one `run` of dream.onnx per imagined step.
+step, and, when some player looks ahead, one `run` of lookahead.onnx for all of those,
+whatever their horizons (the imagined rollout with each player's controller inside).
 """
 
 from __future__ import annotations
@@ -12,14 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.controller import load_controller, policy_actions
-from engine.knobs import Bounds
-from engine.manifest import WEIGHTS_DIR, WeightsError
-from engine.risk import mixture_stats, spread_risk
-from engine.runtime import WorldModel, make_session
-from engine.strategy import HORIZON, REGIMES, apply_knobs
-
-DREAM_OUTPUTS = ["h_next", "c_next", "mdn_log_pi", "mdn_mu", "mdn_sigma", "reward", "off_track_prob"]
+from engine.policy.controller import load_controller, policy_actions
+from engine.policy.knobs import Bounds
+from engine.policy.risk import mixture_stats, spread_risk
+from engine.policy.strategy import HORIZON, REGIMES, apply_knobs
+from engine.world_model.manifest import WEIGHTS_DIR, WeightsError
+from engine.world_model.runtime import WorldModel, make_session
 
 
 def invariants_array(bounds: Bounds) -> np.ndarray:
@@ -30,7 +29,7 @@ def invariants_array(bounds: Bounds) -> np.ndarray:
 
 def load_controllers(paths: list[Path], weights_dir: Path = WEIGHTS_DIR) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Stack controller files: W (P, 3, Z+H) float64, b (P, 3), metadata per file."""
-    from engine.manifest import load_manifest
+    from engine.world_model.manifest import load_manifest
 
     sizes = load_manifest(weights_dir, verify=False)["sizes"]
     loaded = [load_controller(p, sizes["z"], sizes["hidden"]) for p in paths]
@@ -41,11 +40,11 @@ class Players:
     """P players' controllers, knobs and model state.
 
     Args:
-        W: (P, 3, Z+H) float64 controller weights, b: (P, 3) biases (see engine.controller).
+        W: (P, 3, Z+H) float64 controller weights, b: (P, 3) biases (see engine.policy.controller).
         knobs: (P, 7) float64 knob values in bounds order (`Knobs.as_array`); live: write
             a row to change a player's knobs between steps.
         invariants: (3,) from `invariants_array`.
-        device, precision, weights_dir, threads: as for `engine.runtime.WorldModel`.
+        device, precision, weights_dir, threads: as for `engine.world_model.runtime.WorldModel`.
 
     After `act`, `risk` (P,), `regime_weights` (P, 4) (REGIMES order), `policy` (P, 3) (the
     controller's own action) and `actions` (P, 3) (what the car is given) hold this step's values.
@@ -60,7 +59,10 @@ class Players:
         if not calib or not calib.get("spread_hi", 0) > calib.get("spread_lo", 0):
             raise WeightsError(f"{Path(weights_dir) / 'manifest.json'}: no risk calibration (re-export the models)")
         self.spread_lo, self.spread_hi = float(calib["spread_lo"]), float(calib["spread_hi"])
-        self.dream = make_session(Path(weights_dir) / "dream.onnx", device, threads)
+        if "lookahead.onnx" not in self.world.manifest["files"]:
+            raise WeightsError(f"{Path(weights_dir) / 'manifest.json'}: no lookahead.onnx "
+                               "(add it: vmc-duel export --lookahead-only --out DIR)")  # fmt: skip
+        self.lookahead = make_session(Path(weights_dir) / "lookahead.onnx", device, threads)
         z, hidden = self.world.z_size, self.world.hidden
         if W.shape != (n, 3, z + hidden) or b.shape != (n, 3):
             raise ValueError(f"W {W.shape} and b {b.shape}: expected ({n}, 3, {z + hidden}) and ({n}, 3)")
@@ -69,19 +71,21 @@ class Players:
         self.n = n
         self.W = np.ascontiguousarray(W, dtype=np.float64)
         self.b = np.ascontiguousarray(b, dtype=np.float64)
+        self.W32, self.b32 = self.W.astype(np.float32), self.b.astype(np.float32)  # lookahead.onnx's copies
         self.knobs = np.ascontiguousarray(knobs, dtype=np.float64)
         self.invariants = np.ascontiguousarray(invariants, dtype=np.float64)
         self.policy = np.zeros((n, 3))  # (P, 3) the controller's action
         self.actions = np.zeros((n, 3))  # (P, 3) after the knobs and invariants
         self.risk = np.zeros(n)  # (P,) in [0, 1]
         self.regime_weights = np.zeros((n, len(REGIMES)))  # (P, 4)
-        self.hold = np.zeros(n, dtype=np.int64)  # emergency-brake state, see engine.strategy
+        self.hold = np.zeros(n, dtype=np.int64)  # emergency-brake state, see engine.policy.strategy
         self.z = np.zeros((n, z), np.float32)  # (P, Z) the VAE's latent of the last frame
 
     def set_controllers(self, W: np.ndarray, b: np.ndarray) -> None:
         """Replace every player's controller (a new CMA-ES generation)."""
         self.W[:] = W
         self.b[:] = b
+        self.W32[:], self.b32[:] = self.W, self.b
 
     def reset(self, players: list[int] | None = None) -> None:
         """Start a new episode for `players` (default: all)."""
@@ -106,7 +110,8 @@ class Players:
         actions, weights = np.empty((n, 3)), np.empty((n, len(REGIMES)))
         self.z[sel] = out["z"]
         policy_actions(W, b, out["z"], h, policy)
-        self._predict_risk(out, W, b, knobs, h, c, policy, risk)
+        W32, b32 = (self.W32, self.b32) if whole else (self.W32[sel], self.b32[sel])
+        self._predict_risk(out, W32, b32, knobs, h, c, policy, risk)
         apply_knobs(policy, self.actions[sel], risk, np.asarray(slip, np.float64), np.asarray(wet, np.float64),
                     knobs, self.invariants, hold, actions, weights)  # fmt: skip
         self.policy[sel], self.risk[sel], self.hold[sel] = policy, risk, hold
@@ -114,32 +119,26 @@ class Players:
         self.world.set_actions(actions, None if whole else sel)
         return self.actions
 
-    def _predict_risk(self, out: dict[str, np.ndarray], W: np.ndarray, b: np.ndarray, knobs: np.ndarray,
+    def _predict_risk(self, out: dict[str, np.ndarray], W32: np.ndarray, b32: np.ndarray, knobs: np.ndarray,
                       h: np.ndarray, c: np.ndarray, policy: np.ndarray, risk: np.ndarray) -> None:  # fmt: skip
-        """Fill risk (n,) for the n players of this step (see engine.risk)."""
+        """Fill risk (n,) for the n players of this step (see engine.policy.risk)."""
         n = len(risk)
         horizon = knobs[:, HORIZON].astype(np.int64)  # (n,)
         mean, spread = np.empty((n, self.world.z_size), np.float32), np.empty(n)
         mixture_stats(out["mdn_log_pi"], out["mdn_mu"], out["mdn_sigma"], mean, spread)
         spread_risk(spread, self.spread_lo, self.spread_hi, risk)
-        ahead = horizon >= 1
-        if not ahead.any():
+        ahead = np.flatnonzero(horizon >= 1)
+        if not len(ahead):
             return
         # The risk of leaving the road: (1 - p_now) x the largest off-track probability over
         # the next H imagined steps. A car already off the road (p_now ~ 1) is at no risk of
-        # leaving it, so the knobs that read risk never hold it on the grass.
-        on_road = 1.0 - out["off_track_prob"].astype(np.float64)  # (n,)
-        ahead_max = np.zeros(n)
-        # Imagined steps: from the state just reached, the next z is the mixture's mean,
-        # and the action is the player's policy (the first is the one it is taking now).
-        z, action, imagined = mean, policy.astype(np.float32), np.empty((n, 3))
-        for k in range(1, int(horizon.max()) + 1):
-            h, c, log_pi, mu, sigma, _, off = self.dream.run(DREAM_OUTPUTS, {"z": z, "action": action, "h": h, "c": c})
-            looking = horizon >= k
-            ahead_max[looking] = np.maximum(ahead_max[looking], off[looking])
-            if k == int(horizon.max()):
-                break
-            mixture_stats(log_pi, mu, sigma, z, spread)  # z <- the next mean
-            policy_actions(W, b, z, h, imagined)
-            action = imagined.astype(np.float32)
-        risk[ahead] = on_road[ahead] * ahead_max[ahead]
+        # leaving it, so the knobs that read risk never hold it on the grass. Imagined steps
+        # start from the state just reached with the mixture's mean as the next z and the
+        # player's policy as the action (the first is the one it is taking now); only the
+        # players who look ahead are fed to lookahead.onnx.
+        sub = slice(None) if len(ahead) == n else ahead
+        feed = {"z": mean[sub], "action": policy[sub].astype(np.float32), "h": h[sub], "c": c[sub], "W": W32[sub],
+                "b": b32[sub], "horizon": horizon[sub]}  # fmt: skip
+        off_max = self.lookahead.run(["off_max"], feed)[0]
+        on_road = 1.0 - out["off_track_prob"][ahead].astype(np.float64)
+        risk[ahead] = on_road * off_max

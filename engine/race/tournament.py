@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.duel import PLAYERS, Duel
 from engine.hardware import hardware_info
-from engine.knobs import Knobs
+from engine.policy.knobs import Knobs
+from engine.race.duel import PLAYERS, Duel
 
 HELD_OUT_SEED_START = 1_000_000  # tournament tracks: never used by collection, training or evaluation
 Z95 = 1.959964  # two-sided 95% normal quantile

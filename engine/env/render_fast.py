@@ -32,7 +32,7 @@ from gymnasium.envs.box2d.car_dynamics import SIZE, WHEEL_R, WHEEL_W, WHEEL_WHIT
 from gymnasium.envs.box2d.car_racing import STATE_H, STATE_W, WINDOW_H, WINDOW_W, CarRacing
 from numba import njit
 
-from engine.render_exact import (
+from engine.env.render_exact import (
     FIELD_VERTICES,
     SCORE_CENTER,
     SCORE_FONT_SIZE,

@@ -1,0 +1,3 @@
+"""The world model at inference: frame -> z (VAE) -> h and the next-z mixture (MDN-RNN), one
+onnxruntime `run` for every player (`runtime`), and the shipped weights checked against
+weights/manifest.json (`manifest`). Imports nothing else of the engine."""

@@ -1,0 +1,95 @@
+"""lookahead.onnx: the imagined rollout in one `run` gives the risk the per-step dream.onnx
+rollout gave, on real drives, for short, long and mixed horizons in one batch; and a
+player's risk does not depend on who else is in the batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from engine.env.vector_env import VecRaceEnv
+from engine.policy.knobs import Knobs, load_bounds
+from engine.policy.players import Players, invariants_array, load_controllers
+from engine.policy.risk import mixture_stats
+from engine.policy.strategy import HORIZON
+from engine.world_model.manifest import WEIGHTS_DIR
+from engine.world_model.runtime import WorldModel
+from export.lookahead import reference_off_max
+
+STEPS = 40  # per drive; each step checks every player
+# Off-track probabilities agree to float32 rounding: numba sums the mean and the policy in
+# float64, the graph in float32 with fused Gemms (measured up to 2e-6 on these drives).
+TOLERANCE = 1e-5
+
+
+def make_players(horizons: list[int]) -> Players:
+    bounds = load_bounds()
+    W, b, _ = load_controllers([WEIGHTS_DIR / "controllerA.npz", WEIGHTS_DIR / "controllerB.npz"])
+    n = len(horizons)
+    knobs = np.tile(Knobs(bounds).as_array(), (n, 1))
+    knobs[:, HORIZON] = horizons
+    return Players(W[np.arange(n) % 2], b[np.arange(n) % 2], knobs, invariants_array(bounds), device="cpu")
+
+
+def drive(horizons: list[int], seeds: list[int], check=None) -> np.ndarray:
+    """Drive len(horizons) cars (A and B alternating) for STEPS steps; risk (STEPS, P)."""
+    players = make_players(horizons)
+    risks = []
+    with VecRaceEnv(len(horizons), renderer="fast") as vec:
+        obs, info = vec.reset(seeds)
+        slip, wet = info["slip"], np.zeros(len(horizons))
+        for _ in range(STEPS):
+            if check is not None:
+                check.before(obs)
+            actions = players.act(obs, slip, wet)
+            risks.append(players.risk.copy())
+            if check is not None:
+                check.after(players)
+            res = vec.step(actions)
+            obs, slip = res.obs, res.info["slip"]
+    return np.array(risks)
+
+
+class DreamRollout:
+    """Today's reference: the same world-model steps, then one dream.onnx run per imagined step."""
+
+    def __init__(self, horizons: list[int]):
+        self.horizon = np.asarray(horizons, np.int64)
+        self.world = WorldModel(len(horizons), device="cpu")
+        self.dream = ort.InferenceSession(str(Path(WEIGHTS_DIR) / "dream.onnx"), providers=["CPUExecutionProvider"])
+        self.worst, self.checked = 0.0, 0
+
+    def before(self, obs: np.ndarray) -> None:
+        self.out = self.world.step(obs)
+
+    def after(self, players: Players) -> None:
+        out, n = self.out, len(self.horizon)
+        mean, spread = np.empty((n, 32), np.float32), np.empty(n)
+        mixture_stats(out["mdn_log_pi"], out["mdn_mu"], out["mdn_sigma"], mean, spread)
+        ahead = self.horizon >= 1
+        off = reference_off_max(self.dream, mean[ahead], players.policy[ahead].astype(np.float32),
+                                self.world.h[ahead], self.world.c[ahead], players.W[ahead], players.b[ahead],
+                                self.horizon[ahead])  # fmt: skip
+        expected = (1.0 - out["off_track_prob"][ahead].astype(np.float64)) * off
+        self.worst = max(self.worst, float(np.abs(players.risk[ahead] - expected).max()))
+        self.checked += int(ahead.sum())
+        self.world.set_actions(players.actions)
+
+
+@pytest.mark.parametrize("horizons", [[1, 1], [5, 5], [10, 10], [25, 25], [1, 5, 10, 25, 0, 7]],
+                         ids=["H1", "H5", "H10", "H25", "mixed"])  # fmt: skip
+def test_one_run_gives_the_risk_of_the_per_step_rollout(horizons):
+    check = DreamRollout(horizons)
+    risk = drive(horizons, [1_500_000 + k for k in range(len(horizons))], check)
+    assert check.checked == STEPS * sum(h >= 1 for h in horizons)
+    assert check.worst <= TOLERANCE, check.worst
+    assert risk.max() > 0.01  # the drives gave the lookahead something to see
+
+
+def test_a_players_risk_does_not_depend_on_the_rest_of_the_batch():
+    alone = drive([10, 10], [1_600_000, 1_600_000])
+    batch = drive([10, 3, 0, 25], [1_600_000, 1_600_001, 1_600_002, 1_600_003])
+    assert np.array_equal(alone[:, 0], batch[:, 0])

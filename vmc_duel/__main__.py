@@ -1,0 +1,5 @@
+import sys
+
+from vmc_duel.cli import main
+
+sys.exit(main())
