@@ -4,7 +4,7 @@
                                     [--torch-threads N] [--no-baseline] [--quick] [--out FILE]
 
 Engine: `engine.race.duel.Duel(renderer, device, knobs=[k, k])`, both players looking ahead
-(lookahead_horizon 10, risk_aversion 0.5: nine dream.onnx runs per duel step on top of
+(lookahead_horizon 10, risk_aversion 0.5: one lookahead.onnx run per duel step on top of
 the world model), `duel.step()` N times after `duel.reset(seed)` (reset again when it ends).
 
 Baseline, what a user of the original World Models design would run: two stock
@@ -20,7 +20,10 @@ does less work per step than the engine. Needs torch; without it the baseline is
 Rounds interleave (baseline, engine-exact, engine-fast, baseline, ...) after a warm-up
 round; the table reports median duel steps/s with the spread (min-max), and each engine
 renderer's speed-up as the median of the per-round ratios engine / baseline, all measured
-side by side in this one run. The last line printed is the whole result as JSON.
+side by side in this one run. Then one more, untimed-for-the-table run per engine renderer
+says where a duel step's time goes (ms per duel step): the environments, the world-model
+run, the lookahead run, the numba kernels, and the rest (Python: telemetry, bookkeeping).
+The last line printed is the whole result as JSON.
 """
 
 from __future__ import annotations
@@ -135,6 +138,56 @@ def timed(duel, steps: int, seed: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def breakdown(duel, steps: int, seed: int) -> dict[str, float]:
+    """ms per duel step in each part of `duel.step()`, over `steps` steps (wrapping each part
+    with a timer costs about a microsecond per call, so `total_ms` reads a little high)."""
+    import engine.policy.players as players_module
+
+    spent = dict.fromkeys(("env", "world_model", "lookahead", "numba"), 0.0)
+
+    def clocked(part: str, fn):
+        def call(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[part] += time.perf_counter() - start
+
+        return call
+
+    class ClockedSession:  # onnxruntime's InferenceSession.run is read-only: wrap the session
+        def __init__(self, sess):
+            self.sess, self.run = sess, clocked("lookahead", sess.run)
+
+    kernels = ("policy_actions", "mixture_stats", "spread_risk", "apply_knobs")
+    saved = {name: getattr(players_module, name) for name in kernels}
+    vec_step, world_step, lookahead = duel.vec.step, duel.players.world.step, duel.players.lookahead
+    try:
+        for name in kernels:
+            setattr(players_module, name, clocked("numba", saved[name]))
+        duel.vec.step = clocked("env", vec_step)
+        duel.players.world.step = clocked("world_model", world_step)
+        duel.players.lookahead = ClockedSession(lookahead)
+        duel.reset(seed)
+        for part in spent:
+            spent[part] = 0.0
+        start = time.perf_counter()
+        for _ in range(steps):
+            if duel.finished:
+                duel.reset(seed)
+            duel.step()
+        total = time.perf_counter() - start
+    finally:
+        for name in kernels:
+            setattr(players_module, name, saved[name])
+        del duel.vec.step, duel.players.world.step
+        duel.players.lookahead = lookahead
+    out = {f"{part}_ms": 1e3 * t / steps for part, t in spent.items()}
+    out["python_other_ms"] = 1e3 * (total - sum(spent.values())) / steps
+    out["total_ms"] = 1e3 * total / steps
+    return out
+
+
 def lookahead_knobs() -> Knobs:
     k = Knobs(load_bounds())
     k.update(LOOKAHEAD, where="bench_duel")
@@ -168,6 +221,7 @@ def run(args: argparse.Namespace) -> dict:
         for name, duel in duels.items():
             fns[name] = lambda duel=duel: timed(duel, args.steps, args.seed)
         rates, rounds = interleaved(fns, args.repeats, warmup=1)
+        parts = {name: breakdown(duel, args.steps, args.seed) for name, duel in duels.items()}
     finally:
         for duel in duels.values():
             duel.close()
@@ -183,6 +237,7 @@ def run(args: argparse.Namespace) -> dict:
         "knobs": LOOKAHEAD,
         "threads": args.threads,
         "duel_steps_per_s": rates,
+        "breakdown_ms_per_duel_step": parts,
         "baseline": None,
         "baseline_skipped": reason,
     }
@@ -206,6 +261,12 @@ def format_table(result: dict) -> str:
         lines.append(f"{name:<16}{s['median']:>14.1f}{spread(s, '{:.1f}'):>16}{ratio:>13}")
     if result["baseline_skipped"]:
         lines.append(f"baseline skipped: {result['baseline_skipped']}")
+    parts = result.get("breakdown_ms_per_duel_step", {})
+    if parts:
+        cols = ("env", "world_model", "lookahead", "numba", "python_other", "total")
+        lines.append("where a duel step's time goes, ms: " + " / ".join(cols))
+        for name, b in parts.items():
+            lines.append(f"{name:<16}" + "".join(f"{b[f'{c}_ms']:>9.3f}" for c in cols))
     return "\n".join(lines)
 
 

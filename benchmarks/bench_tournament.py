@@ -10,6 +10,12 @@ tracks (not timed; again when every duel has ended), after one warm-up run, --re
 times; the table gives the median player-steps/s (cars still racing, counted each step)
 with the spread (min-max). Default workers: 0, 1, 2, 4, 8, 16 up to the number of cores;
 default threads: 1, 2, 4 up to the number of cores.
+
+The ceiling is measured in the same run: the model alone (every player's decision,
+`Players.act` at the tournament's batch on real frames, one thread) and the environments
+alone (one process stepping the 2N fast environments) give the cost of a player-step in
+core-seconds, 1/model + 1/env; the machine's cores can do at most cores / (1/model + 1/env)
+player-steps/s. `ceiling_fraction` is the best configuration's throughput over that.
 The last line printed is the whole result as JSON.
 """
 
@@ -24,12 +30,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo: engine, train
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # this directory: common, bench_env
 
+import numpy as np  # noqa: E402
 from common import (  # noqa: E402
     TRACK_SEED,
     add_output_options,
+    bench_actions,
     check_device,
     int_list,
     measure,
+    real_frames,
     refuse_overwrite,
     run_main,
     spread,
@@ -53,6 +62,50 @@ def timed(duel, steps: int, seeds: list[int]) -> float:
     return player_steps / (time.perf_counter() - start)
 
 
+def model_only(players: int, steps: int, device: str) -> float:
+    """Player-steps/s of the decision alone (world model, risk, knobs) at batch `players`, one thread."""
+    import numpy as np
+
+    from engine.policy.knobs import Knobs, load_bounds
+    from engine.policy.players import Players, invariants_array, load_controllers
+    from engine.world_model.manifest import WEIGHTS_DIR
+
+    frames = real_frames(players)  # (P, 96, 96, 3): one real frame per player
+    bounds = load_bounds()
+    W, b, _ = load_controllers([WEIGHTS_DIR / "controllerA.npz", WEIGHTS_DIR / "controllerB.npz"])
+    knobs = np.tile(Knobs(bounds).as_array(), (players, 1))  # a tournament's default knobs
+    p = Players(np.tile(W, (players // 2, 1, 1)), np.tile(b, (players // 2, 1)), knobs, invariants_array(bounds),
+                device=device, threads=1)  # fmt: skip
+    slip, wet = np.zeros(players), np.zeros(players)
+    p.act(frames, slip, wet)
+    start = time.perf_counter()
+    for _ in range(steps):
+        p.act(frames, slip, wet)
+    return players * steps / (time.perf_counter() - start)
+
+
+def env_only(players: int, steps: int) -> float:
+    """Env steps/s of one process stepping `players` fast environments (the benchmark drive)."""
+    from engine.env.vector_env import VecRaceEnv
+
+    actions = bench_actions(steps)
+    with VecRaceEnv(players, workers=0, renderer="fast") as vec:
+        vec.reset([TRACK_SEED + k // 2 for k in range(players)])
+        start = time.perf_counter()
+        for t in range(steps):
+            vec.step(np.broadcast_to(actions[t], (players, 3)))
+        return players * steps / (time.perf_counter() - start)
+
+
+def ceiling(players: int, steps: int, repeats: int, device: str) -> dict:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    model = measure(lambda: model_only(players, steps, device), repeats, warmup=1)
+    env = measure(lambda: env_only(players, steps), repeats, warmup=1)
+    per_step = 1.0 / model["median"] + 1.0 / env["median"]  # core-seconds per player-step
+    return {"cores": cores, "model_player_steps_per_s_1thread": model, "env_steps_per_s_1process": env,
+            "player_steps_per_s": cores / per_step}  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> dict:
     from engine.race.duel import Duel
 
@@ -63,6 +116,8 @@ def run(args: argparse.Namespace) -> dict:
             with Duel(duels=args.duels, renderer="fast", workers=workers, threads=threads, device=args.device) as duel:
                 rate = measure(lambda duel=duel: timed(duel, args.steps, seeds), args.repeats, warmup=1)
             rows.append({"workers": workers, "threads": threads, "player_steps_per_s": rate})
+    top = ceiling(2 * args.duels, args.steps, args.repeats, args.device)
+    best = max(r["player_steps_per_s"]["median"] for r in rows)
     return {
         "benchmark": "tournament",
         "device": args.device,
@@ -73,6 +128,8 @@ def run(args: argparse.Namespace) -> dict:
         "steps": args.steps,
         "repeats": args.repeats,
         "rows": rows,
+        "ceiling": top,
+        "ceiling_fraction": best / top["player_steps_per_s"],
     }
 
 
@@ -83,6 +140,11 @@ def format_table(result: dict) -> str:
     for r in result["rows"]:
         s = r["player_steps_per_s"]
         lines.append(f"{r['workers']:>8}{r['threads']:>9}{s['median']:>16.0f}{spread(s):>18}")
+    c = result["ceiling"]
+    lines.append(f"ceiling on {c['cores']} cores: {c['player_steps_per_s']:.0f} player-steps/s (model alone "
+                 f"{c['model_player_steps_per_s_1thread']['median']:.0f}/s on 1 thread, environments alone "
+                 f"{c['env_steps_per_s_1process']['median']:.0f}/s in 1 process); best configuration at "
+                 f"{100 * result['ceiling_fraction']:.0f}% of it")  # fmt: skip
     return "\n".join(lines)
 
 

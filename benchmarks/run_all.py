@@ -128,6 +128,12 @@ def markdown(summary: dict) -> str:
         out += _table(["stack", "duel steps/s", "min-max", "vs baseline"], rows)
         if duel["baseline_skipped"]:
             out.append(f"\nBaseline skipped: {duel['baseline_skipped']}")
+        parts = duel.get("breakdown_ms_per_duel_step", {})
+        if parts:
+            cols = ("env", "world_model", "lookahead", "numba", "python_other", "total")
+            out += ["", "Where a duel step's time goes (ms per duel step, one more run per renderer):", ""]
+            out += _table(["stack", *cols], [[name, *(f"{b[f'{c}_ms']:.3f}" for c in cols)]
+                                             for name, b in parts.items()])  # fmt: skip
     tour = summary.get("tournament")
     if tour:
         out += [
@@ -140,6 +146,13 @@ def markdown(summary: dict) -> str:
         rows = [[r["workers"], r["threads"], f"{r['player_steps_per_s']['median']:.0f}",
                  spread(r["player_steps_per_s"])] for r in tour["rows"]]  # fmt: skip
         out += _table(["workers", "threads", "player-steps/s", "min-max"], rows)
+        c = tour.get("ceiling")
+        if c:
+            out += ["", f"Ceiling measured in the same run: {c['cores']} cores / (1 / model alone "
+                    f"{c['model_player_steps_per_s_1thread']['median']:.0f} + 1 / environments alone "
+                    f"{c['env_steps_per_s_1process']['median']:.0f}) = **{c['player_steps_per_s']:.0f} "
+                    f"player-steps/s**; the best configuration reaches **{100 * tour['ceiling_fraction']:.0f}%** "
+                    "of it (`ceiling_fraction`)."]  # fmt: skip
     return "\n".join(out) + "\n"
 
 
