@@ -64,3 +64,15 @@ def test_controller_command_reads_a_config_and_flags_override(tmp_path):
     config.write_text("populaton: 4\n")
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "unknown key 'populaton'" in result.stderr
+
+
+def test_pipelined_rollouts_give_the_same_fitness_as_lockstep(tmp_path):
+    """Two env workers pipeline the rollouts (one half steps while the model decides for the
+    other); in-process, every car steps together: the same generation either way."""
+    lockstep = train_controller(tiny(tmp_path, name="L", workers=0, max_steps=150))
+    pipelined = train_controller(tiny(tmp_path, name="P", workers=2, max_steps=150))
+    rows = [list(csv.DictReader((run / "log.csv").open()))[0] for run in (lockstep, pipelined)]
+    keys = ["fitness_mean", "fitness_max", "fitness_min", "reward_mean", "off_track_s_mean", "steps_mean", "eval_mean"]
+    assert [rows[0][k] for k in keys] == [rows[1][k] for k in keys]
+    # the off-track count and the early cut (off_track_patience 20) were exercised
+    assert float(rows[0]["off_track_s_mean"]) > 0 and float(rows[0]["steps_mean"]) < 150

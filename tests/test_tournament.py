@@ -42,3 +42,19 @@ def test_tournament_batches_and_cli_agree(tmp_path):
     assert (tmp_path / "tournament.png").stat().st_size > 10_000
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "pass --force" in again.stderr
+
+
+def test_a_pipelined_tournament_gives_the_same_per_track_results():
+    """Two env workers: one half of the cars steps while the model decides for the other
+    (Duel.run); in-process: every car steps together. Lookahead on, so lookahead.onnx runs
+    on a half's subset of players too."""
+    from engine.policy.knobs import Knobs, load_bounds
+
+    careful = Knobs(load_bounds())
+    careful.update({"lookahead_horizon": 8, "risk_aversion": 0.6})
+    common = dict(tracks=4, seed_start=2_000_000, renderer="fast", batch=4, threads=1, device="cpu",
+                  knobs=(careful, Knobs(load_bounds())))  # fmt: skip
+    pipelined = run_tournament(workers=2, **common)
+    together = run_tournament(workers=0, **common)
+    assert pipelined["results"] == together["results"]
+    assert len({r["A_reward"] for r in pipelined["results"]}) == 4  # four different races

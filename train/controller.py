@@ -62,6 +62,8 @@ def rollout(players: Players, vec: VecRaceEnv, seeds: list[int], indices: np.nda
             cfg: TrainControllerConfig) -> dict[str, np.ndarray]:  # fmt: skip
     """Drive environments `indices` on `seeds` to the end (or the early cut), every car at once.
 
+    With two or more env workers, pipelined (VecRaceEnv.run_pipelined): one half of the cars
+    steps while the model decides for the other; the same numbers as in lockstep.
     Returns per environment (N,) arrays: reward, off_track_seconds, steps; the other
     environments stay ended and score 0."""
     n = vec.num_envs
@@ -70,21 +72,34 @@ def rollout(players: Players, vec: VecRaceEnv, seeds: list[int], indices: np.nda
     active = np.zeros(n, dtype=bool)
     active[indices] = True
     reward, off_steps, streak, steps = np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
-    slip = info["slip"]
-    while active.any():
-        idx = np.flatnonzero(active)
+    slip = info["slip"].copy()
+
+    def decide(half: int, envs: np.ndarray) -> np.ndarray | None:
+        idx = envs[active[envs]]
+        if not len(idx):
+            return None
         players.act(obs[idx], slip[idx], wet[idx], idx)
-        res = vec.step(players.actions)
-        reward += res.reward
-        off = res.info["off_track"] & active
-        streak = np.where(off, streak + 1, 0)
-        off_steps += off
-        steps += active
-        cut = active & ~res.done & (streak >= cfg.off_track_patience) if cfg.off_track_patience else np.zeros(n, bool)
+        return players.actions
+
+    def record(half: int, envs: np.ndarray, res) -> None:
+        live = active[envs]
+        reward[envs] += res.reward
+        off = res.info["off_track"] & live
+        streak[envs] = np.where(off, streak[envs] + 1, 0)
+        off_steps[envs] += off
+        steps[envs] += live
+        cut = live & ~res.done & (streak[envs] >= cfg.off_track_patience) if cfg.off_track_patience else live & False
         if cut.any():
-            vec.end(np.flatnonzero(cut))
-        active &= ~res.done & ~cut
-        obs, slip = res.obs, res.info["slip"]
+            vec.end(envs[cut])
+        active[envs] = live & ~res.done & ~cut
+        slip[envs] = res.info["slip"]
+
+    if vec.workers >= 2:
+        vec.run_pipelined(decide, record)
+    else:
+        everyone = np.arange(n)
+        while decide(0, everyone) is not None:
+            record(0, everyone, vec.step(players.actions))
     return {"reward": reward, "off_track_seconds": off_steps / FPS, "steps": steps}
 
 

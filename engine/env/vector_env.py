@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 from typing import Any
@@ -223,8 +223,7 @@ class VecRaceEnv:
         self.done[indices] = False
         return self.obs, info
 
-    def step(self, actions: np.ndarray) -> StepResult:
-        """Step every environment that has not ended. actions: (N, 3) float (steer, gas, brake)."""
+    def _check_actions(self, actions: np.ndarray) -> np.ndarray:
         actions = np.asarray(actions)
         if actions.dtype.kind not in "fiu" or actions.shape != (self.num_envs, 3):
             raise ValueError(
@@ -234,6 +233,11 @@ class VecRaceEnv:
         bad = np.flatnonzero(~np.isfinite(actions).all(axis=1) & ~self.done)
         if bad.size:
             raise ValueError(f"step: actions of environments {bad.tolist()} are not finite")
+        return actions
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Step every environment that has not ended. actions: (N, 3) float (steer, gas, brake)."""
+        actions = self._check_actions(actions)
         if self._local is not None:
             parts = [self._local.step(actions)]
         else:
@@ -243,6 +247,63 @@ class VecRaceEnv:
         reward, terminated, truncated, done = (np.concatenate([p[k] for p in parts]) for k in range(4))
         self.done = done
         return StepResult(self.obs, reward, terminated, truncated, done, self._gather([p[4] for p in parts]))
+
+    def worker_envs(self, worker: int) -> range:
+        """The environment indices worker `worker` steps."""
+        lo, hi = self._bounds[worker]
+        return range(int(lo), int(hi))
+
+    def step_async(self, actions: np.ndarray, workers: Sequence[int]) -> None:
+        """Start stepping the environments of `workers` (worker indices) and return at once;
+        `step_wait(workers)` collects them. actions: (N, 3), only those workers' rows are read.
+        Meanwhile the caller may read and decide for the other workers' environments: each
+        worker writes only its own rows of the shared observations (the pipelined race of
+        engine.race.duel.Duel.run)."""
+        if self._local is not None:
+            raise RuntimeError("step_async needs worker processes (workers > 0)")
+        actions = self._check_actions(actions)
+        for w in workers:
+            lo, hi = self._bounds[w]
+            self._conns[w].send(("step", actions[lo:hi]))
+
+    def step_wait(self, workers: Sequence[int]) -> StepResult:
+        """The results of `step_async(actions, workers)`: arrays over those workers'
+        environments in index order (obs is the whole shared array)."""
+        parts = [self._receive(self._conns[w]) for w in workers]
+        reward, terminated, truncated, done = (np.concatenate([p[k] for p in parts]) for k in range(4))
+        for w, part in zip(workers, parts):
+            lo, hi = self._bounds[w]
+            self.done[lo:hi] = part[3]
+        return StepResult(self.obs, reward, terminated, truncated, done, self._gather([p[4] for p in parts]))
+
+    def run_pipelined(self, decide: Callable[[int, np.ndarray], np.ndarray | None],
+                      record: Callable[[int, np.ndarray, StepResult], None]) -> None:  # fmt: skip
+        """Step the environments in two halves (of the workers), each half's decision
+        overlapping the other half's environment step, until neither half has a step to take.
+
+        decide(half, envs) -> actions (N, 3) whose rows `envs` (that half's environment
+        indices, in order) are its next actions, or None: that half has finished.
+        record(half, envs, res): that half's step results (rows of `envs`).
+        Each environment sees the same actions as in a lockstep loop when the decisions of
+        one environment do not depend on the others' (independent rows of a batched model)."""
+        if self.workers < 2:
+            raise RuntimeError("run_pipelined needs at least 2 worker processes")
+        halves = [list(range(self.workers // 2)), list(range(self.workers // 2, self.workers))]
+        envs = [np.arange(self.worker_envs(h[0]).start, self.worker_envs(h[-1]).stop) for h in halves]
+        pending = []
+        for half in (0, 1):
+            actions = decide(half, envs[half])
+            if actions is not None:
+                self.step_async(actions, halves[half])
+                pending.append(half)
+        while pending:
+            for half in list(pending):
+                record(half, envs[half], self.step_wait(halves[half]))
+                actions = decide(half, envs[half])  # while the other half's environments step
+                if actions is None:
+                    pending.remove(half)
+                else:
+                    self.step_async(actions, halves[half])
 
     def local_envs(self) -> list:
         """The environments themselves (index order), when they live in this process (workers=0)."""
@@ -258,10 +319,12 @@ class VecRaceEnv:
             return
         if self._local is not None:
             self._local.end(indices)
-        else:
-            for conn, (lo, hi) in zip(self._conns, self._bounds):
-                conn.send(("end", [i for i in indices if lo <= i < hi]))
-            for conn in self._conns:
+        else:  # only the workers that own them: another may be stepping (step_async)
+            owners = [(conn, [i for i in indices if lo <= i < hi]) for conn, (lo, hi) in zip(self._conns, self._bounds)]
+            owners = [(conn, mine) for conn, mine in owners if mine]
+            for conn, mine in owners:
+                conn.send(("end", mine))
+            for conn, _ in owners:
                 self._receive(conn)
         self.done[indices] = True
 

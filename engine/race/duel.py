@@ -16,7 +16,7 @@ anything, so such a race is the same on every CPU (the screen snapshots use it).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import numpy as np
 
 from engine.env.autopilot import STYLES, Autopilot
 from engine.env.racing_env import FPS  # steps per second of race time
-from engine.env.vector_env import VecRaceEnv
+from engine.env.vector_env import StepResult, VecRaceEnv
 from engine.policy.knobs import Knobs, load_bounds
 from engine.policy.players import Players, invariants_array, load_controllers
 from engine.policy.strategy import REGIMES
@@ -169,23 +169,70 @@ class Duel:
         else:
             actions = self.players.act(self.vec.obs, self._slip, self.wet)
         res = self.vec.step(actions)
-        self._slip = res.info["slip"].copy()
-        for p, t in enumerate(self.telemetry):
-            if t.done:
-                continue
-            t.step += 1
-            t.reward += float(res.reward[p])
-            t.speed = float(res.info["speed"][p])
-            t.off_track_steps += int(res.info["off_track"][p])
-            t.tiles_visited = int(res.info["tiles_visited"][p])
-            t.lap_finished = bool(res.info["lap_finished"][p])
-            t.action = actions[p].tolist()
-            t.risk = float(self.players.risk[p])
-            t.regimes = dict(zip(REGIMES, self.players.regime_weights[p].tolist()))
-            t.done = bool(res.done[p])
+        self._record(actions, res, range(2 * self.duels))
         if self.finished:
             self.running = False
         return self.telemetry
+
+    def _record(self, actions: np.ndarray, res: StepResult, players: range) -> None:
+        """Telemetry of `players` after a step; res holds their rows, in order."""
+        self._slip[players.start : players.stop] = res.info["slip"]
+        for k, p in enumerate(players):
+            t = self.telemetry[p]
+            if t.done:
+                continue
+            t.step += 1
+            t.reward += float(res.reward[k])
+            t.speed = float(res.info["speed"][k])
+            t.off_track_steps += int(res.info["off_track"][k])
+            t.tiles_visited = int(res.info["tiles_visited"][k])
+            t.lap_finished = bool(res.info["lap_finished"][k])
+            t.action = actions[p].tolist()
+            t.risk = float(self.players.risk[p])
+            t.regimes = dict(zip(REGIMES, self.players.regime_weights[p].tolist()))
+            t.done = bool(res.done[k])
+
+    def run(self, steps: int | None = None, on_step: Callable[[int], None] | None = None) -> int:
+        """Race every car to the end, or `steps` steps (tournaments, benchmarks); on_step(k)
+        after the k-th step of all cars. Returns the steps raced.
+
+        With two or more environment workers the steps are pipelined: the workers are split
+        into two halves, and while one half's environments step, the model decides for the
+        other half's cars (each worker writes only its own rows of the observations). Every
+        car sees exactly what it would in `step()`: players are independent rows of the
+        batched model, so the race is the same, bit for bit, only faster."""
+        if not self.seeds:
+            raise RuntimeError("Duel.run before Duel.reset")
+        limit = steps if steps is not None else float("inf")
+        done_steps = 0
+        if self.vec.workers < 2 or self.driver != "model":
+            while not self.finished and done_steps < limit:
+                self.step()
+                done_steps += 1
+                if on_step is not None:
+                    on_step(done_steps)
+            return done_steps
+        actions = np.zeros((2 * self.duels, 3))
+        count = [0, 0]  # steps each half has raced
+
+        def decide(half: int, idx: np.ndarray) -> np.ndarray | None:
+            if count[half] >= limit or all(self.telemetry[p].done for p in idx):
+                return None
+            actions[idx] = self.players.act(self.vec.obs[idx], self._slip[idx], self.wet[idx], idx)[idx]
+            return actions
+
+        def record(half: int, idx: np.ndarray, res: StepResult) -> None:
+            nonlocal done_steps
+            self._record(actions, res, range(idx[0], idx[-1] + 1))
+            count[half] += 1
+            if max(count) > done_steps:
+                done_steps = max(count)
+                if on_step is not None:
+                    on_step(done_steps)
+
+        self.vec.run_pipelined(decide, record)
+        self.running = False
+        return done_steps
 
     @property
     def frames(self) -> np.ndarray:

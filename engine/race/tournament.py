@@ -65,12 +65,13 @@ def run_tournament(
                   threads=threads) as duel:  # fmt: skip
             meta, precision_used = duel.controller_meta, duel.players.world.precision
             duel.reset(chunk)
-            steps = 0
-            while not duel.finished:
-                duel.step()
-                steps += 1
+            base, size = done, len(chunk)
+
+            def progress(k: int, base: int = base, size: int = size) -> None:
                 if on_step is not None:
-                    on_step(done + steps * len(chunk), total)
+                    on_step(base + k * size, total)
+
+            duel.run(on_step=progress)  # pipelined over the env workers: the same results, faster
             done += 1000 * len(chunk)
             results += [duel.result(d) for d in range(len(chunk))]
     wall = time.perf_counter() - start
