@@ -5,9 +5,10 @@
 
 `engine.race.duel.Duel(duels=N, renderer="fast", workers=w, threads=t, device)`: 2N players, all
 world-model steps in one onnxruntime call, the environments in w worker processes (0: in
-this process). Each configuration is timed over --steps batched steps from a reset on N
-tracks (not timed; again when every duel has ended), after one warm-up run, --repeats
-times; the table gives the median player-steps/s (cars still racing, counted each step)
+this process), raced by `Duel.run` as `vmc-duel tournament` races them: with 2 or more
+workers pipelined (one half of the cars steps while the model decides for the other).
+Each configuration is timed over --steps steps from a reset on N tracks (not timed),
+after one warm-up run, --repeats times; the table gives the median player-steps/s (cars still racing, counted each step)
 with the spread (min-max). Default workers: 0, 1, 2, 4, 8, 16 up to the number of cores;
 default threads: 1, 2, 4 up to the number of cores.
 
@@ -50,16 +51,42 @@ QUICK = {"duels": 2, "steps": 5, "repeats": 1, "workers": (0, 1), "threads": (1,
 
 
 def timed(duel, steps: int, seeds: list[int]) -> float:
-    """Player-steps per second (cars still racing) over `steps` batched steps from a reset on `seeds`."""
+    """Player-steps per second (cars still racing, counted each step) over `steps` steps from a
+    reset on `seeds`, raced as a tournament races them (`Duel.run`: pipelined over 2+ workers)."""
     duel.reset(seeds)
-    player_steps = 0
     start = time.perf_counter()
-    for _ in range(steps):
-        if duel.finished:
-            duel.reset(seeds)
-        player_steps += sum(not t.done for t in duel.telemetry)
-        duel.step()
-    return player_steps / (time.perf_counter() - start)
+    duel.run(steps=steps)
+    elapsed = time.perf_counter() - start
+    return sum(t.step for t in duel.telemetry) / elapsed
+
+
+def _race_share(seeds: list[int], steps: int, device: str, barrier) -> tuple[int, float, float]:
+    """One process's share of a data-parallel tournament: (player-steps, start, end) of `steps`
+    steps, timed from a barrier that all processes pass together (their setup is not timed)."""
+    from engine.race.duel import Duel
+
+    with Duel(duels=len(seeds), renderer="fast", workers=0, threads=1, device=device) as duel:
+        duel.reset(seeds)
+        duel.run(steps=5)  # warm-up: numba, onnxruntime's first runs
+        duel.reset(seeds)
+        barrier.wait()
+        start = time.time()
+        duel.run(steps=steps)
+        return sum(t.step for t in duel.telemetry), start, time.time()
+
+
+def timed_processes(processes: int, steps: int, seeds: list[int], device: str) -> float:
+    """Player-steps/s of `processes` processes, each racing its share of `seeds` in-process with
+    one onnxruntime thread (run_tournament(processes=...)), timed from a common start."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")
+    shares = [seeds[k::processes] for k in range(processes)]
+    with ctx.Manager() as manager, ProcessPoolExecutor(processes, mp_context=ctx) as pool:
+        barrier = manager.Barrier(processes)
+        done = [f.result() for f in [pool.submit(_race_share, share, steps, device, barrier) for share in shares]]
+    return sum(d[0] for d in done) / (max(d[2] for d in done) - min(d[1] for d in done))
 
 
 def model_only(players: int, steps: int, device: str) -> float:
@@ -115,7 +142,10 @@ def run(args: argparse.Namespace) -> dict:
         for threads in args.threads:
             with Duel(duels=args.duels, renderer="fast", workers=workers, threads=threads, device=args.device) as duel:
                 rate = measure(lambda duel=duel: timed(duel, args.steps, seeds), args.repeats, warmup=1)
-            rows.append({"workers": workers, "threads": threads, "player_steps_per_s": rate})
+            rows.append({"processes": 1, "workers": workers, "threads": threads, "player_steps_per_s": rate})
+    for processes in args.processes:
+        rate = measure(lambda p=processes: timed_processes(p, args.steps, seeds, args.device), args.repeats, warmup=0)
+        rows.append({"processes": processes, "workers": 0, "threads": 1, "player_steps_per_s": rate})
     top = ceiling(2 * args.duels, args.steps, args.repeats, args.device)
     best = max(r["player_steps_per_s"]["median"] for r in rows)
     return {
@@ -136,10 +166,11 @@ def run(args: argparse.Namespace) -> dict:
 def format_table(result: dict) -> str:
     lines = [f"Tournament: {result['duels']} duels ({result['players']} players, fast renderer) on "
              f"{result['device']}: player-steps/s, {result['steps']} steps x {result['repeats']} repeats",
-             f"{'workers':>8}{'threads':>9}{'player-steps/s':>16}{'min-max':>18}"]  # fmt: skip
+             f"{'processes':>10}{'workers':>8}{'threads':>9}{'player-steps/s':>16}{'min-max':>18}"]  # fmt: skip
     for r in result["rows"]:
         s = r["player_steps_per_s"]
-        lines.append(f"{r['workers']:>8}{r['threads']:>9}{s['median']:>16.0f}{spread(s):>18}")
+        lines.append(f"{r.get('processes', 1):>10}{r['workers']:>8}{r['threads']:>9}{s['median']:>16.0f}"
+                     f"{spread(s):>18}")  # fmt: skip
     c = result["ceiling"]
     lines.append(f"ceiling on {c['cores']} cores: {c['player_steps_per_s']:.0f} player-steps/s (model alone "
                  f"{c['model_player_steps_per_s_1thread']['median']:.0f}/s on 1 thread, environments alone "
@@ -163,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads", type=int_list(1), help="onnxruntime threads, comma-separated (default 1,2,4 up to the cores)"
     )
+    p.add_argument("--processes", type=int_list(2), help="data-parallel processes, comma-separated: the tracks "
+                   "shared out, each process with in-process environments and 1 thread, as `vmc-duel tournament "
+                   "--processes N` (default: the number of cores, if 2 or more)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="2 duels, a few steps, 1 repeat: a smoke test only")
     add_output_options(p)
     return p
@@ -180,6 +214,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.threads = args.threads or list(QUICK["threads"])
     args.workers = args.workers or [w for w in WORKERS if w <= max(2, cores)]
     args.threads = args.threads or [t for t in THREADS if t <= max(1, cores)]
+    if args.processes is None:
+        args.processes = [] if args.quick or cores < 2 else [cores]
     if args.duels < 1 or args.steps < 1 or args.repeats < 1:
         parser.error("--duels, --steps and --repeats must be at least 1")
     return args

@@ -143,9 +143,9 @@ def markdown(summary: dict) -> str:
             f"player-steps/s over {tour['steps']} steps, median and min-max over {tour['repeats']} repeats.",
             "",
         ]
-        rows = [[r["workers"], r["threads"], f"{r['player_steps_per_s']['median']:.0f}",
+        rows = [[r.get("processes", 1), r["workers"], r["threads"], f"{r['player_steps_per_s']['median']:.0f}",
                  spread(r["player_steps_per_s"])] for r in tour["rows"]]  # fmt: skip
-        out += _table(["workers", "threads", "player-steps/s", "min-max"], rows)
+        out += _table(["processes", "workers", "threads", "player-steps/s", "min-max"], rows)
         c = tour.get("ceiling")
         if c:
             out += ["", f"Ceiling measured in the same run: {c['cores']} cores / (1 / model alone "

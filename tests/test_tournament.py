@@ -44,10 +44,10 @@ def test_tournament_batches_and_cli_agree(tmp_path):
     assert again.returncode == 2 and "pass --force" in again.stderr
 
 
-def test_a_pipelined_tournament_gives_the_same_per_track_results():
+def test_pipelined_and_process_parallel_tournaments_give_the_same_per_track_results():
     """Two env workers: one half of the cars steps while the model decides for the other
-    (Duel.run); in-process: every car steps together. Lookahead on, so lookahead.onnx runs
-    on a half's subset of players too."""
+    (Duel.run); two processes: each races its share of the tracks; in-process: every car
+    steps together. Lookahead on, so lookahead.onnx runs on a subset of players too."""
     from engine.policy.knobs import Knobs, load_bounds
 
     careful = Knobs(load_bounds())
@@ -56,5 +56,6 @@ def test_a_pipelined_tournament_gives_the_same_per_track_results():
                   knobs=(careful, Knobs(load_bounds())))  # fmt: skip
     pipelined = run_tournament(workers=2, **common)
     together = run_tournament(workers=0, **common)
-    assert pipelined["results"] == together["results"]
+    shared = run_tournament(processes=2, **common)
+    assert pipelined["results"] == together["results"] == shared["results"]
     assert len({r["A_reward"] for r in pipelined["results"]}) == 4  # four different races

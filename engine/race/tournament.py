@@ -35,6 +35,20 @@ def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, fl
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def race_tracks(seeds: list[int], controllers: tuple[Path, Path] | None = None,
+                knobs: tuple[Knobs, Knobs] | None = None, renderer: str = "exact", weather: str = "clear",
+                device: str = "auto", precision: str = "auto", workers: int = 2, threads: int = 2,
+                on_step: Callable[[int], None] | None = None) -> tuple[list[dict], list[dict], str]:  # fmt: skip
+    """One batch of duels, one per track of `seeds`, raced together to the end (pipelined over
+    2+ env workers). Returns (per-track results, controller metadata, precision used)."""
+    with Duel(controllers=controllers, knobs=list(knobs) if knobs else None, renderer=renderer, weather=weather,
+              device=device, precision=precision, duels=len(seeds), workers=workers,
+              threads=threads) as duel:  # fmt: skip
+        duel.reset(seeds)
+        duel.run(on_step=on_step)
+        return [duel.result(d) for d in range(len(seeds))], duel.controller_meta, duel.players.world.precision
+
+
 def run_tournament(
     tracks: int = 100,
     seed_start: int = HELD_OUT_SEED_START,
@@ -47,36 +61,55 @@ def run_tournament(
     batch: int = 50,
     workers: int = 2,
     threads: int = 2,
+    processes: int = 1,
     on_step: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Race A against B on tracks seed_start .. seed_start + tracks - 1, `batch` duels at a
-    time. on_step(done_steps, total_steps) reports progress. Returns the summary with
-    per-track results."""
-    if tracks < 1 or batch < 1:
-        raise ValueError(f"tracks and batch must be at least 1, got {tracks} and {batch}")
+    time. With `processes` > 1 the tracks are shared out over that many processes, each
+    racing its batches with in-process environments and one onnxruntime thread (each car's
+    race is the same whatever batch or process it is in). on_step(done_steps, total_steps)
+    reports progress. Returns the summary with per-track results."""
+    if tracks < 1 or batch < 1 or processes < 1:
+        raise ValueError(f"tracks, batch and processes must be at least 1, got {tracks}, {batch} and {processes}")
     seeds = list(range(seed_start, seed_start + tracks))
-    results, meta = [], None
+    common = dict(controllers=controllers, knobs=knobs, renderer=renderer, weather=weather, device=device,
+                  precision=precision)  # fmt: skip
+    results, meta, precision_used = [], None, precision
     total, done = tracks * 1000, 0
     start = time.perf_counter()
-    for lo in range(0, tracks, batch):
-        chunk = seeds[lo : lo + batch]
-        with Duel(controllers=controllers, knobs=list(knobs) if knobs else None, renderer=renderer, weather=weather,
-                  device=device, precision=precision, duels=len(chunk), workers=workers,
-                  threads=threads) as duel:  # fmt: skip
-            meta, precision_used = duel.controller_meta, duel.players.world.precision
-            duel.reset(chunk)
-            base, size = done, len(chunk)
+    if processes == 1:
+        for lo in range(0, tracks, batch):
+            chunk = seeds[lo : lo + batch]
 
-            def progress(k: int, base: int = base, size: int = size) -> None:
+            def progress(k: int, base: int = done, size: int = len(chunk)) -> None:
                 if on_step is not None:
                     on_step(base + k * size, total)
 
-            duel.run(on_step=progress)  # pipelined over the env workers: the same results, faster
+            res, meta, precision_used = race_tracks(chunk, **common, workers=workers, threads=threads,
+                                                    on_step=progress)  # fmt: skip
+            results += res
             done += 1000 * len(chunk)
-            results += [duel.result(d) for d in range(len(chunk))]
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        size = min(batch, math.ceil(tracks / processes))
+        chunks = [seeds[lo : lo + size] for lo in range(0, tracks, size)]
+        parts: dict[int, list[dict]] = {}
+        with ProcessPoolExecutor(processes, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(race_tracks, chunk, **common, workers=0, threads=1): k
+                       for k, chunk in enumerate(chunks)}  # fmt: skip
+            for future in as_completed(futures):
+                k = futures[future]
+                parts[k], meta, precision_used = future.result()
+                done += 1000 * len(chunks[k])
+                if on_step is not None:
+                    on_step(done, total)
+        results = [r for k in range(len(chunks)) for r in parts[k]]
     wall = time.perf_counter() - start
     summary = summarise(results, meta, renderer, weather, wall)
     summary["precision"] = precision_used
+    summary["processes"] = processes
     summary["hardware"] = hardware_info()  # races transfer across CPUs only as means (README: Determinism)
     return summary
 
