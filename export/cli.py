@@ -29,5 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lookahead-only", action="store_true",
                    help="only add lookahead.onnx (the imagined rollout in one graph) to --out, built from its "
                    "mdnrnn.pth, and record it in its manifest")  # fmt: skip
+    p.add_argument("--int8-only", action="store_true",
+                   help="quantise world_model.int8.onnx in --out again, calibrated on the shipped controllers' own "
+                   "drives, and run the driving gate (both controllers on 20 evaluation tracks, fp32 and int8): "
+                   "`--precision auto` uses int8 on CPU only when it passed")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace files already in --out")
     p.set_defaults(handler=_run)

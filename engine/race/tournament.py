@@ -20,6 +20,7 @@ import numpy as np
 from engine.hardware import hardware_info
 from engine.policy.knobs import Knobs
 from engine.race.duel import PLAYERS, Duel
+from engine.world_model.manifest import WEIGHTS_DIR
 
 HELD_OUT_SEED_START = 1_000_000  # tournament tracks: never used by collection, training or evaluation
 Z95 = 1.959964  # two-sided 95% normal quantile
@@ -38,12 +39,13 @@ def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, fl
 def race_tracks(seeds: list[int], controllers: tuple[Path, Path] | None = None,
                 knobs: tuple[Knobs, Knobs] | None = None, renderer: str = "exact", weather: str = "clear",
                 device: str = "auto", precision: str = "auto", workers: int = 2, threads: int = 2,
-                on_step: Callable[[int], None] | None = None) -> tuple[list[dict], list[dict], str]:  # fmt: skip
+                on_step: Callable[[int], None] | None = None,
+                weights_dir: Path = WEIGHTS_DIR) -> tuple[list[dict], list[dict], str]:  # fmt: skip
     """One batch of duels, one per track of `seeds`, raced together to the end (pipelined over
     2+ env workers). Returns (per-track results, controller metadata, precision used)."""
     with Duel(controllers=controllers, knobs=list(knobs) if knobs else None, renderer=renderer, weather=weather,
-              device=device, precision=precision, duels=len(seeds), workers=workers,
-              threads=threads) as duel:  # fmt: skip
+              device=device, precision=precision, duels=len(seeds), workers=workers, threads=threads,
+              weights_dir=weights_dir) as duel:  # fmt: skip
         duel.reset(seeds)
         duel.run(on_step=on_step)
         return [duel.result(d) for d in range(len(seeds))], duel.controller_meta, duel.players.world.precision
@@ -63,6 +65,7 @@ def run_tournament(
     threads: int = 2,
     processes: int = 1,
     on_step: Callable[[int, int], None] | None = None,
+    weights_dir: Path = WEIGHTS_DIR,
 ) -> dict[str, Any]:
     """Race A against B on tracks seed_start .. seed_start + tracks - 1, `batch` duels at a
     time. With `processes` > 1 the tracks are shared out over that many processes, each
@@ -73,7 +76,7 @@ def run_tournament(
         raise ValueError(f"tracks, batch and processes must be at least 1, got {tracks}, {batch} and {processes}")
     seeds = list(range(seed_start, seed_start + tracks))
     common = dict(controllers=controllers, knobs=knobs, renderer=renderer, weather=weather, device=device,
-                  precision=precision)  # fmt: skip
+                  precision=precision, weights_dir=weights_dir)  # fmt: skip
     results, meta, precision_used = [], None, precision
     total, done = tracks * 1000, 0
     start = time.perf_counter()

@@ -49,13 +49,19 @@ def make_session(path: Path, device: str = "auto", threads: int = 1, interactive
         raise WeightsError(f"{path}: onnxruntime cannot load it ({str(e)[:200]})") from None
 
 
+def int8_passed_gate(manifest: dict) -> bool:
+    """Whether the manifest's int8 variant drove as well as fp32 (`vmc-duel export --int8-only`)."""
+    return bool(manifest["files"].get("world_model.int8.onnx", {}).get("gate", {}).get("passed", False))
+
+
 class WorldModel:
     """The world-model step for a batch of players, with their LSTM state.
 
     Args:
         players: batch size B.
         device: auto, cpu or cuda.
-        precision: fp32, int8 or fp16 variant of world_model.onnx; auto = fp16 on CUDA, fp32 else.
+        precision: fp32, int8 or fp16 variant of world_model.onnx; auto = fp16 on CUDA; on CPU
+            int8 when the manifest records that it passed the driving gate, else fp32.
         weights_dir: where manifest.json and the graphs are (checked against their sha256).
         io_binding: bind inputs and outputs to preallocated buffers once, so a full-batch
             step allocates nothing (None: on CUDA only; on CPU it measured no gain).
@@ -73,7 +79,7 @@ class WorldModel:
         providers = providers_for(device)
         on_cuda = providers[0] != "CPUExecutionProvider"
         if precision == "auto":
-            precision = "fp16" if on_cuda else "fp32"
+            precision = "fp16" if on_cuda else "int8" if int8_passed_gate(self.manifest) else "fp32"
         name = "world_model.onnx" if precision == "fp32" else f"world_model.{precision}.onnx"
         if name not in self.manifest["files"]:
             raise WeightsError(f"{Path(weights_dir) / name}: the {precision} variant is not in the manifest")
