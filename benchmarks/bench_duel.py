@@ -188,6 +188,12 @@ def breakdown(duel, steps: int, seed: int) -> dict[str, float]:
     return out
 
 
+def precision_for(device: str) -> str:
+    """fp32 on the CPU, the precision the baseline computes in (`--precision auto` may pick
+    int8 there; bench_model measures every precision); on CUDA the engine's own choice."""
+    return "fp32" if device == "cpu" else "auto"
+
+
 def lookahead_knobs() -> Knobs:
     k = Knobs(load_bounds())
     k.update(LOOKAHEAD, where="bench_duel")
@@ -213,7 +219,8 @@ def run(args: argparse.Namespace) -> dict:
     baseline, reason = None, None
     try:
         for r in ENGINE_RENDERERS:
-            duels[f"engine_{r}"] = Duel(renderer=r, device=args.device, knobs=[k, k], threads=args.threads)
+            duels[f"engine_{r}"] = Duel(renderer=r, device=args.device, knobs=[k, k], threads=args.threads,
+                                        precision=precision_for(args.device))  # fmt: skip
         baseline, reason = baseline_or_reason(args)
         if reason:
             print(f"bench_duel: baseline skipped: {reason}", file=sys.stderr)

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo: engine
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # this directory: common, bench_env
 
 import numpy as np  # noqa: E402
+from bench_duel import precision_for  # noqa: E402
 from common import (  # noqa: E402
     TRACK_SEED,
     add_output_options,
@@ -65,7 +66,8 @@ def _race_share(seeds: list[int], steps: int, device: str, barrier) -> tuple[int
     steps, timed from a barrier that all processes pass together (their setup is not timed)."""
     from engine.race.duel import Duel
 
-    with Duel(duels=len(seeds), renderer="fast", workers=0, threads=1, device=device) as duel:
+    with Duel(duels=len(seeds), renderer="fast", workers=0, threads=1, device=device,
+              precision=precision_for(device)) as duel:  # fmt: skip
         duel.reset(seeds)
         duel.run(steps=5)  # warm-up: numba, onnxruntime's first runs
         duel.reset(seeds)
@@ -102,7 +104,7 @@ def model_only(players: int, steps: int, device: str) -> float:
     W, b, _ = load_controllers([WEIGHTS_DIR / "controllerA.npz", WEIGHTS_DIR / "controllerB.npz"])
     knobs = np.tile(Knobs(bounds).as_array(), (players, 1))  # a tournament's default knobs
     p = Players(np.tile(W, (players // 2, 1, 1)), np.tile(b, (players // 2, 1)), knobs, invariants_array(bounds),
-                device=device, threads=1)  # fmt: skip
+                device=device, threads=1, precision=precision_for(device))  # fmt: skip
     slip, wet = np.zeros(players), np.zeros(players)
     p.act(frames, slip, wet)
     start = time.perf_counter()
@@ -140,7 +142,8 @@ def run(args: argparse.Namespace) -> dict:
     rows = []
     for workers in args.workers:
         for threads in args.threads:
-            with Duel(duels=args.duels, renderer="fast", workers=workers, threads=threads, device=args.device) as duel:
+            with Duel(duels=args.duels, renderer="fast", workers=workers, threads=threads, device=args.device,
+                      precision=precision_for(args.device)) as duel:  # fmt: skip
                 rate = measure(lambda duel=duel: timed(duel, args.steps, seeds), args.repeats, warmup=1)
             rows.append({"processes": 1, "workers": workers, "threads": threads, "player_steps_per_s": rate})
     for processes in args.processes:

@@ -155,7 +155,8 @@ def export_lookahead(rnn: MDNRNN, out: Path, obs: np.ndarray | None = None) -> d
             **io_spec(path)}  # fmt: skip
 
 
-def requantise_int8(out: Path, gate_tracks: int = 20) -> dict:
+def requantise_int8(out: Path, gate_tracks: int = 20, calibration_steps: int = 400,
+                    gate_renderer: str = "exact") -> dict:  # fmt: skip
     """Quantise world_model.int8.onnx again in `out` (an exported directory with shipped
     controllers), calibrated on the controllers' own drives, check its z error, run the
     driving gate (export.variants.int8_gate) and record it all in the manifest. The runtime's
@@ -164,7 +165,7 @@ def requantise_int8(out: Path, gate_tracks: int = 20) -> dict:
 
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    calibration = var.on_policy_observations(out, var.CALIBRATION_SEEDS, 400)
+    calibration = var.on_policy_observations(out, var.CALIBRATION_SEEDS, calibration_steps)
     check = var.policy_observations((var.CHECK_SEED,), 64)
     path = out / "world_model.int8.onnx"
     tmp = out / "world_model.int8.tmp.onnx"
@@ -179,7 +180,7 @@ def requantise_int8(out: Path, gate_tracks: int = 20) -> dict:
                         "policy": "the shipped controllers A and B (fp32), exact renderer"},
     }  # fmt: skip
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")  # the gate loads the variant by its sha256
-    manifest["files"][path.name]["gate"] = var.int8_gate(out, tracks=gate_tracks)
+    manifest["files"][path.name]["gate"] = var.int8_gate(out, tracks=gate_tracks, renderer=gate_renderer)
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest["files"][path.name]
 
