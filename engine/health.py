@@ -48,6 +48,14 @@ def check(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
     report["providers"] = ort.get_available_providers()
     try:
         manifest = load_manifest(weights_dir)
+        from engine.world_model.runtime import int8_passed_gate
+
+        gate = manifest["files"].get("world_model.int8.onnx", {}).get("gate")
+        report["precision_auto_cpu"] = {
+            "precision": "int8" if int8_passed_gate(manifest) else "fp32",
+            "why": "no int8 driving gate in the manifest (vmc-duel export --int8-only)" if gate is None else
+            f"int8 {'passed' if gate['passed'] else 'failed'} its driving gate on tracks {gate['tracks']}",
+        }  # fmt: skip
         report["weights"] = {
             "ok": True, "dir": str(weights_dir),
             "files": {n: {"sha256_ok": True, "placeholder": bool(m.get("placeholder", False))}
@@ -77,6 +85,8 @@ def format_report(r: dict[str, Any]) -> str:
     if w["ok"]:
         lines.append(f"weights      ok, {len(w['files'])} files match {w['dir']}/manifest.json")
         lines += [f"  {n} (PLACEHOLDER)" for n, m in w["files"].items() if m["placeholder"]]
+        auto = r["precision_auto_cpu"]
+        lines.append(f"precision    --precision auto on CPU: {auto['precision']} ({auto['why']})")
     else:
         lines.append(f"weights      BROKEN: {w['error']}")
     lines.append("healthy" if r["ok"] else f"UNHEALTHY: {', '.join(r['problems'])}")

@@ -380,10 +380,14 @@ def make_api(
         ok: bool
         problems: list[str]
         python: str
+        hardware: dict[str, Any] = Field(description="CPU, vector ISA and extensions, onnxruntime version: what "
+                                         "decides whether a race recorded elsewhere replays here bit for bit")
         packages: dict[str, str | None]
         environment: dict[str, Any]
         providers: list[str]
         weights: dict[str, Any]
+        precision_auto_cpu: dict[str, Any] | None = Field(None, description="what --precision auto picks on CPU, "
+                                                          "and why (the int8 driving gate)")
         race: dict[str, Any]
 
     class Detail(BaseModel):

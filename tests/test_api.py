@@ -165,6 +165,8 @@ def test_health(client: httpx.Client) -> None:
     assert report["environment"]["ok"] and "CPUExecutionProvider" in report["providers"]
     assert report["weights"]["ok"] and all(f["sha256_ok"] for f in report["weights"]["files"].values())
     assert report["race"]["device"] == "cpu" and report["race"]["renderer"] == "fast"
+    assert report["hardware"]["vector_isa"] and report["hardware"]["onnxruntime"]  # figures read with their CPU
+    assert report["precision_auto_cpu"]["precision"] in ("fp32", "int8")
 
 
 def test_control(client: httpx.Client, runner: RaceRunner) -> None:
