@@ -3,9 +3,11 @@
 - int8: static quantisation in QDQ format of the encoder's four convolutions, per-channel
   weights, activations calibrated on what the trained controllers see when they drive
   (the collection policy's frames before controllers exist). Only the convolutions: they
-  are 29.4 of the step's 35.8 MFLOP, and the recurrent part is where int8 hurts. With the
-  LSTM and the heads in int8 too, h drifted from fp32 by 0.142 (mean |dh| over a 300-step
-  drive) against 0.006 with them in float, and the controllers scored 430 (A) and 575 (B)
+  are 29.4 of the step's 35.8 MFLOP, and the recurrent part is where int8 hurts
+  (export/int8_sensitivity.py, one layer at a time: the LSTM's h W_hh alone drifts h by
+  0.142 over a 300-step drive, and quantising a head's input quantises h, which feeds
+  back). With the LSTM and the heads in int8 too, h drifted from fp32 by 0.142 (mean |dh|)
+  against 0.006 with them in float, and the controllers scored 430 (A) and 575 (B)
   instead of 910 and 906 over 12 held-out tracks; convolutions alone scored 911 and 907,
   as fast (1.7x fp32 at batch 2 and 256, one thread). ONNX Runtime's documentation advises
   static over dynamic quantisation for convolutional models (dynamic ConvInteger was
