@@ -15,7 +15,7 @@ $(BASE): pyproject.toml
 	touch $@
 
 $(DEV): $(BASE)
-	$(BIN)/python -m pip install --quiet -e ".[dev,train]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,train,cluster]"
 	touch $@
 
 duel: $(BASE)  ## watch a duel in the terminal app

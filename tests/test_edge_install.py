@@ -20,7 +20,7 @@ def test_base_install_races_a_duel_without_torch(tmp_path):
     listed = subprocess.run([str(venv / "bin" / "pip"), "list", "--format=json"], capture_output=True, text=True,
                             timeout=120)  # fmt: skip
     installed = {p["name"].lower() for p in json.loads(listed.stdout)}
-    assert "onnxruntime" in installed and not installed & {"torch", "onnx", "matplotlib", "cma"}
+    assert "onnxruntime" in installed and not installed & {"torch", "onnx", "matplotlib", "cma", "ray"}
     race = subprocess.run([str(venv / "bin" / "vmc-duel"), "race", "--seed", "7", "--steps", "200", "--renderer",
                            "fast", "--json"], capture_output=True, text=True, timeout=300)  # fmt: skip
     assert race.returncode == 0, race.stderr[-3000:]

@@ -148,6 +148,12 @@ def _add_tournament(sub: argparse._SubParsersAction) -> None:
                    "pipelined process); auto (default): one per core when there are at least 8 tracks per core, "
                    "else 1 (--workers and --threads then apply); per-track results are the same either way",
                    )  # fmt: skip
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local (default): this machine; ray: the batches become Ray tasks on a cluster "
+                   "(pip install -e '.[cluster]'), per-track results the same")  # fmt: skip
+    p.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                   help="with --backend ray: the cluster to join (auto: the one `ray start` runs here; HOST:PORT: "
+                   "its head); without it a local Ray instance is started on this machine's cores")  # fmt: skip
     p.add_argument("--out", type=Path, help="directory for tournament.json and .png "
                    "(default data/tournaments/RENDERER_WEATHER_SEEDSTART_TRACKS)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace results already in --out")
@@ -172,6 +178,17 @@ def _tournament(args: argparse.Namespace) -> int:
         processes = int(args.processes)
     else:
         raise ValueError(f"--processes {args.processes!r}: give a whole number of at least 1, or auto")
+    if args.address and args.backend != "ray":
+        raise ValueError("--address is for --backend ray")
+    if args.backend == "ray":
+        from engine.race.cluster import ClusterError, connect, status_line
+
+        try:
+            ray = connect(args.address)
+        except ClusterError as e:
+            print(f"vmc-duel tournament: {e}", file=sys.stderr)
+            return 2
+        print(status_line(ray), file=sys.stderr)
     bounds = load_bounds()
     try:
         knobs = tuple(load_knobs_file(f, bounds) if f else Knobs(bounds) for f in (args.knobs_a, args.knobs_b))
@@ -185,6 +202,7 @@ def _tournament(args: argparse.Namespace) -> int:
                                  weather=args.weather, knobs=knobs, device=args.device,
                                  precision=args.precision, batch=args.batch,
                                  workers=args.workers, threads=args.threads, processes=processes,
+                                 backend=args.backend,
                                  on_step=lambda done, total: progress.update(task, completed=done))  # fmt: skip
     paths = write_outputs(summary, out, force=args.force)
     if args.json:

@@ -22,6 +22,7 @@ from engine.policy.knobs import Knobs
 from engine.race.duel import PLAYERS, Duel
 from engine.world_model.manifest import WEIGHTS_DIR
 
+BACKENDS = ("local", "ray")  # where the batches run: this machine, or a Ray cluster
 HELD_OUT_SEED_START = 1_000_000  # tournament tracks: never used by collection, training or evaluation
 Z95 = 1.959964  # two-sided 95% normal quantile
 
@@ -66,12 +67,16 @@ def run_tournament(
     processes: int = 1,
     on_step: Callable[[int, int], None] | None = None,
     weights_dir: Path = WEIGHTS_DIR,
+    backend: str = "local",
 ) -> dict[str, Any]:
     """Race A against B on tracks seed_start .. seed_start + tracks - 1, `batch` duels at a
     time. With `processes` > 1 the tracks are shared out over that many processes, each
     racing its batches with in-process environments and one onnxruntime thread (each car's
     race is the same whatever batch or process it is in). on_step(done_steps, total_steps)
-    reports progress. Returns the summary with per-track results."""
+    reports progress. backend "ray": the batches are Ray tasks on the cluster joined with
+    engine.race.cluster.connect (see there). Returns the summary with per-track results."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if tracks < 1 or batch < 1 or processes < 1:
         raise ValueError(f"tracks, batch and processes must be at least 1, got {tracks}, {batch} and {processes}")
     seeds = list(range(seed_start, seed_start + tracks))
@@ -80,7 +85,13 @@ def run_tournament(
     results, meta, precision_used = [], None, precision
     total, done = tracks * 1000, 0
     start = time.perf_counter()
-    if processes == 1:
+    if backend == "ray":
+        from engine.race.cluster import race_on_ray
+
+        results, meta, precision_used = race_on_ray(
+            seeds, batch, race_tracks, common,
+            on_batch=None if on_step is None else (lambda n: on_step(1000 * n, total)))  # fmt: skip
+    elif processes == 1:
         for lo in range(0, tracks, batch):
             chunk = seeds[lo : lo + batch]
 
@@ -113,6 +124,7 @@ def run_tournament(
     summary = summarise(results, meta, renderer, weather, wall)
     summary["precision"] = precision_used
     summary["processes"] = processes
+    summary["backend"] = backend
     summary["hardware"] = hardware_info()  # races transfer across CPUs only as means (README: Determinism)
     return summary
 
@@ -139,7 +151,7 @@ def summarise(results: list[dict], meta: list[dict], renderer: str, weather: str
         "a_win_rate": (wins + 0.5 * draws) / n, "a_win_rate_ci95": [lo, hi], "wall_seconds": wall,
         "results": [{"seed": r["seed"], "winner": r["winner"],
                      **{f"{p}_{key}": r["players"][p][key] for p in PLAYERS
-                        for key in ("reward", "off_track_seconds", "tiles_percent", "lap_finished")}}
+                        for key in ("reward", "off_track_seconds", "tiles_percent", "lap_finished", "step")}}
                     for r in results],
     }  # fmt: skip
 
