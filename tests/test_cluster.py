@@ -82,3 +82,20 @@ def test_an_unreachable_head_is_named_within_seconds():
            "127.0.0.1:9", "--out", "/nonexistent-never-written"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "127.0.0.1:9 cannot be reached" in result.stderr
+
+
+def test_a_cma_es_generation_on_ray_gives_the_local_fitnesses(cluster, tmp_path):
+    """The generation's cars shared over Ray actors (one per CPU) against every car in this
+    process: the same candidates drive the same tracks, so the same fitnesses and evaluation."""
+    pytest.importorskip("cma")
+    import csv
+
+    from test_controller_training import tiny
+
+    from train.controller import train_controller
+
+    runs = [train_controller(tiny(tmp_path, name=name, max_steps=80, **kw))
+            for name, kw in (("local", {"workers": 0}), ("ray", {"backend": "ray"}))]  # fmt: skip
+    rows = [list(csv.DictReader((run / "log.csv").open()))[0] for run in runs]
+    keys = ["fitness_mean", "fitness_max", "fitness_min", "reward_mean", "off_track_s_mean", "steps_mean", "eval_mean"]
+    assert [rows[0][k] for k in keys] == [rows[1][k] for k in keys]

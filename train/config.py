@@ -107,6 +107,11 @@ class TrainControllerConfig:
     """onnxruntime threads for the batched world model"""
     seed: int = 0
     """CMA-ES sampling seed"""
+    backend: str = "local"
+    """local (this machine) or ray (the generation's cars shared over Ray actors, one per CPU of the cluster;
+    the same fitnesses)"""
+    address: str = ""
+    """with backend ray: the cluster to join (auto or HOST:PORT; empty: a local Ray instance)"""
 
 
 def field_docs(cls: type) -> dict[str, str]:

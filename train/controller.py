@@ -20,6 +20,7 @@ log, config.json and fitness.png.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -27,7 +28,7 @@ import pickle
 import platform
 import shutil
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import cma
@@ -103,6 +104,65 @@ def rollout(players: Players, vec: VecRaceEnv, seeds: list[int], indices: np.nda
     return {"reward": reward, "off_track_seconds": off_steps / FPS, "steps": steps}
 
 
+def make_players(cfg: TrainControllerConfig, n: int, dims: int) -> Players:
+    """n cars' decisions at the default knobs (the controller as trained), fp32."""
+    bounds = load_bounds()
+    knobs = np.tile(Knobs(bounds).as_array(), (n, 1))
+    return Players(np.zeros((n, 3, dims)), np.zeros((n, 3)), knobs, invariants_array(bounds), device="cpu",
+                   precision="fp32", threads=cfg.threads)  # fmt: skip
+
+
+class LocalFleet:
+    """Every car of a generation on this machine: one batched Players, one VecRaceEnv (pipelined
+    over 2+ env workers)."""
+
+    def __init__(self, cfg: TrainControllerConfig, weathers: list[str], dims: int):
+        self.cfg, self.wet = cfg, np.array([w == "rain" for w in weathers], dtype=np.float64)
+        self.players = make_players(cfg, len(weathers), dims)
+        self.vec = VecRaceEnv(len(weathers), workers=cfg.workers, renderer=cfg.renderer, weather=weathers,
+                              max_episode_steps=cfg.max_steps)  # fmt: skip
+
+    def rollout(self, W: np.ndarray, b: np.ndarray, seeds: list[int], indices: np.ndarray) -> dict[str, np.ndarray]:
+        """Cars `indices` drive `seeds` with controllers W (n, 3, dims), b (n, 3); see `rollout`."""
+        self.players.set_controllers(W, b)
+        return rollout(self.players, self.vec, seeds, np.asarray(indices), self.wet, self.cfg)
+
+    def close(self) -> None:
+        self.vec.close()
+
+
+class RayFleet:
+    """The cars of a generation shared over Ray actors, one per CPU of the cluster, each a
+    LocalFleet of its slice (in-process environments, one thread). Cars are independent rows
+    of the batched model, so the fitnesses are the local ones."""
+
+    def __init__(self, cfg: TrainControllerConfig, weathers: list[str], dims: int, console: Console):
+        from engine.race.cluster import MAX_RETRIES, connect, status_line
+
+        self.ray = connect(cfg.address or None)
+        console.print(status_line(self.ray))
+        n = len(weathers)
+        shards = max(1, min(int(self.ray.cluster_resources().get("CPU", 1)), n))
+        cuts = np.linspace(0, n, shards + 1).round().astype(int)
+        actor = self.ray.remote(num_cpus=1, max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES)(LocalFleet)
+        local = replace(cfg, workers=0, threads=1)
+        self.shards = [(int(lo), int(hi), actor.remote(local, weathers[lo:hi], dims)) for lo, hi in zip(cuts, cuts[1:])]
+
+    def rollout(self, W: np.ndarray, b: np.ndarray, seeds: list[int], indices: np.ndarray) -> dict[str, np.ndarray]:
+        seed_of = dict(zip((int(i) for i in indices), seeds))
+        refs = []
+        for lo, hi, shard in self.shards:
+            mine = [i for i in range(lo, hi) if i in seed_of]
+            refs.append(shard.rollout.remote(W[lo:hi], b[lo:hi], [seed_of[i] for i in mine],
+                                             np.array(mine, dtype=np.int64) - lo))  # fmt: skip
+        parts = self.ray.get(refs)
+        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+    def close(self) -> None:
+        for _, _, shard in self.shards:
+            self.ray.kill(shard)
+
+
 def plot(rows: list[dict], path: Path, name: str) -> None:
     g = [r["generation"] for r in rows]
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -174,22 +234,20 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
             csv.DictWriter(f, LOG_FIELDS).writeheader()
 
     # -- every car of the generation at once ---------------------------------------------
+    if cfg.backend not in ("local", "ray"):
+        raise ValueError(f"backend {cfg.backend!r} is not one of local, ray")
     n = cfg.population * cfg.rollouts
     n_rain = int(round(cfg.rain_fraction * cfg.rollouts))
     weathers = ["rain" if r < n_rain else "clear" for _ in range(cfg.population) for r in range(cfg.rollouts)]
     wet = np.array([w == "rain" for w in weathers], dtype=np.float64)
-    bounds = load_bounds()
-    knobs = np.tile(Knobs(bounds).as_array(), (n, 1))  # defaults: the controller as trained
-    players = Players(np.zeros((n, 3, dims)), np.zeros((n, 3)), knobs, invariants_array(bounds), device="cpu",
-                      precision="fp32", threads=cfg.threads)  # fmt: skip
     eval_idx = np.flatnonzero(wet == 0)[: cfg.eval_tracks]
     eval_seeds = [EVAL_SEED_START + k for k in range(len(eval_idx))]
     console.print(f"controller {cfg.name}: {cfg.population} candidates x {cfg.rollouts} tracks = {n} cars per "
                   f"generation ({n_rain} of each candidate's tracks in rain), {3 * dims + 3} parameters, "
                   f"{cfg.workers} env workers, renderer {cfg.renderer}")  # fmt: skip
 
-    with VecRaceEnv(n, workers=cfg.workers, renderer=cfg.renderer, weather=weathers,
-                    max_episode_steps=cfg.max_steps) as vec, Progress(
+    fleet = RayFleet(cfg, weathers, dims, console) if cfg.backend == "ray" else LocalFleet(cfg, weathers, dims)
+    with contextlib.closing(fleet), Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("{task.fields[status]}"), console=console,
     ) as progress:  # fmt: skip
@@ -200,9 +258,8 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
             X = np.array(es.ask())  # (population, params)
             W = np.stack([to_wb(x, dims)[0] for x in X]).repeat(cfg.rollouts, axis=0)  # (n, 3, dims)
             b = np.stack([to_wb(x, dims)[1] for x in X]).repeat(cfg.rollouts, axis=0)  # (n, 3)
-            players.set_controllers(W, b)
             seeds = [cfg.track_seed + g * cfg.rollouts + r for _ in range(cfg.population) for r in range(cfg.rollouts)]
-            res = rollout(players, vec, seeds, np.arange(n), wet, cfg)
+            res = fleet.rollout(W, b, seeds, np.arange(n))
             fitness = res["reward"] - cfg.off_track_penalty * res["off_track_seconds"]
             per_candidate = fitness.reshape(cfg.population, cfg.rollouts).mean(axis=1)
             es.tell(list(X), (-per_candidate).tolist())  # cma minimises
@@ -214,8 +271,8 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
             if (g + 1) % cfg.eval_every == 0 or g + 1 == cfg.generations:
                 mean = np.asarray(es.mean)
                 Wm, bm = to_wb(mean, dims)
-                players.set_controllers(np.broadcast_to(Wm, (n, 3, dims)), np.broadcast_to(bm, (n, 3)))
-                ev = rollout(players, vec, eval_seeds, eval_idx, wet, cfg)["reward"][eval_idx]
+                ev = fleet.rollout(np.broadcast_to(Wm, (n, 3, dims)), np.broadcast_to(bm, (n, 3)), eval_seeds,
+                                   eval_idx)["reward"][eval_idx]  # fmt: skip
                 row["eval_mean"], row["eval_std"] = ev.mean(), ev.std()
                 if state["best_eval"] is None or ev.mean() > state["best_eval"]:
                     state["best_eval"], state["best_generation"] = float(ev.mean()), g + 1
