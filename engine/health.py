@@ -46,6 +46,13 @@ def check(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
     import onnxruntime as ort
 
     report["providers"] = ort.get_available_providers()
+    try:  # which provider a world-model session really runs on, device auto (no silent CPU fallback)
+        from engine.world_model.runtime import WorldModel
+
+        report["session_provider"] = WorldModel(1, device="auto", precision="fp32", weights_dir=weights_dir) \
+            .session.get_providers()[0]  # fmt: skip
+    except Exception as e:  # the weights check below names what is broken
+        report["session_provider"] = f"none ({type(e).__name__})"
     try:
         manifest = load_manifest(weights_dir)
         from engine.world_model.runtime import int8_passed_gate
@@ -80,7 +87,8 @@ def format_report(r: dict[str, Any]) -> str:
         f"environment  {'ok' if env['ok'] else 'BROKEN'}"
         + (f" ({env['fast_steps_per_second']:.0f} fast steps/s)" if env["ok"] else f": {env['error']}")
     )
-    lines.append(f"providers    {', '.join(r['providers'])}")
+    lines.append(f"providers    {', '.join(r['providers'])}; a world-model session runs on "
+                 f"{r.get('session_provider', '?')}")
     w = r["weights"]
     if w["ok"]:
         lines.append(f"weights      ok, {len(w['files'])} files match {w['dir']}/manifest.json")

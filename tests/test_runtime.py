@@ -163,3 +163,23 @@ def test_shipped_controllers_are_the_trained_ones():
         assert meta["training"]["generations_run"] > 0 and meta["training"]["eval_mean"] > 0
         W, b, file_meta = load_controller(WEIGHTS_DIR / name, sizes["z"], sizes["hidden"])
         assert W.shape == (3, sizes["z"] + sizes["hidden"]) and file_meta["placeholder"] is False
+
+
+def test_no_silent_fallback_to_the_cpu():
+    """A session that asked for CUDA but runs on the CPU (what onnxruntime does when its CUDA
+    libraries do not load) fails for device=cuda and warns for device=auto, naming both."""
+    from engine.health import check
+    from engine.world_model.runtime import check_provider
+
+    path = WEIGHTS_DIR / "dream.onnx"
+    sess = make_session(path, device="cpu")
+    asked = [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"}), "CPUExecutionProvider"]
+    with pytest.raises(WeightsError, match="asked for CUDAExecutionProvider, onnxruntime runs CPUExecutionProvider"):
+        check_provider(sess, asked, "cuda", path)
+    with pytest.warns(RuntimeWarning, match="preload_dlls"):
+        check_provider(sess, asked, "auto", path)
+    check_provider(sess, ["CPUExecutionProvider"], "cpu", path)  # what was asked runs: silent
+    import onnxruntime as ort
+
+    cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    assert check()["session_provider"] == ("CUDAExecutionProvider" if cuda else "CPUExecutionProvider")

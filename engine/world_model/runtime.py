@@ -43,10 +43,31 @@ def make_session(path: Path, device: str = "auto", threads: int = 1, interactive
     opts.inter_op_num_threads = 1
     if interactive:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    providers = providers_for(device)
     try:
-        return ort.InferenceSession(str(path), opts, providers=providers_for(device))
+        sess = ort.InferenceSession(str(path), opts, providers=providers)
     except (ort.capi.onnxruntime_pybind11_state.InvalidProtobuf, ort.capi.onnxruntime_pybind11_state.Fail) as e:
         raise WeightsError(f"{path}: onnxruntime cannot load it ({str(e)[:200]})") from None
+    check_provider(sess, providers, device, path)
+    return sess
+
+
+def check_provider(sess: ort.InferenceSession, asked: list, device: str, path: Path) -> None:
+    """No silent fallback: onnxruntime drops to the CPU (with a log line) when the CUDA
+    provider is installed but its CUDA libraries do not load. device=cuda then fails here,
+    naming what runs; device=auto carries on, on the CPU, and says so."""
+    wanted = asked[0] if isinstance(asked[0], str) else asked[0][0]
+    running = sess.get_providers()[0]
+    if running == wanted:
+        return
+    message = (f"{path}: asked for {wanted}, onnxruntime runs {running}: the CUDA libraries did not load "
+               "(with PyTorch's CUDA wheels installed, `import onnxruntime; onnxruntime.preload_dlls()` before "
+               "the session; or install the CUDA 12 runtime and cuDNN 9)")  # fmt: skip
+    if device == "cuda":
+        raise WeightsError(message)
+    import warnings
+
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def int8_passed_gate(manifest: dict) -> bool:
