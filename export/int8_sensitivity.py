@@ -27,9 +27,8 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from engine.hardware import hardware_info
 from engine.policy.controller import policy_actions
 from engine.policy.players import load_controllers
-from engine.race.duel import Duel
 from engine.world_model.manifest import WEIGHTS_DIR
-from export.variants import CALIBRATION_SEEDS, CHECK_SEED, GATE_DRIVE_STEPS, _Reader, on_policy_observations
+from export.variants import CALIBRATION_SEEDS, CHECK_SEED, _Reader, on_policy_drive, on_policy_observations
 
 QUANTISABLE = ("Conv", "MatMul", "Gemm")
 RECIPES = {  # name -> the layers in int8 (None: every quantisable layer but the preprocessing)
@@ -50,20 +49,6 @@ def quantise_only(fp32: Path, out: Path, keep: list[str], calibration: np.ndarra
     quantize_static(str(fp32), str(out), _Reader(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=others,
                     op_types_to_quantize=list(QUANTISABLE), reduce_range=True)  # fmt: skip
-
-
-def drive(weights: Path, seed: int = CHECK_SEED, steps: int = GATE_DRIVE_STEPS) -> tuple[np.ndarray, np.ndarray]:
-    """frames (T, 2, 96, 96, 3) uint8 and the actions taken (T, 2, 3) float32 of an fp32 duel."""
-    frames, actions = [], []
-    with Duel(renderer="exact", device="cpu", precision="fp32", weights_dir=weights) as duel:
-        duel.reset(seed)
-        for _ in range(steps):
-            if duel.finished:
-                break
-            frames.append(duel.frames.copy())
-            duel.step()
-            actions.append(np.array([t.action for t in duel.telemetry], np.float32))
-    return np.stack(frames), np.stack(actions)
 
 
 def errors(fp32: Path, variant: Path, frames: np.ndarray, actions: np.ndarray, W: np.ndarray,
@@ -101,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
         p.error(f"{args.out} exists; pass --force to replace it")
     fp32 = args.weights / "world_model.onnx"
     calibration = on_policy_observations(args.weights, CALIBRATION_SEEDS, 400)
-    frames, actions = drive(args.weights)
+    frames, actions = on_policy_drive(args.weights)
     W, b, _ = load_controllers([args.weights / "controllerA.npz", args.weights / "controllerB.npz"], args.weights)
     names = layers(onnx.load(str(fp32)))
     runs = {f"only {name}": [name] for name in names}

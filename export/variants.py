@@ -171,14 +171,11 @@ GATE_TOLERANCE = 0.02  # int8's mean reward within 2% of fp32's, for each contro
 GATE_DRIVE_STEPS = 300  # steps of the on-policy drive that measures the action error
 
 
-def action_error(weights: Path, seed: int = CHECK_SEED, steps: int = GATE_DRIVE_STEPS) -> float:
-    """Mean |action_int8 - action_fp32| of controllers A and B over an fp32 drive on `seed`:
-    both world models see the same frames and previous actions, each keeps its own (h, c),
-    and each controller acts on each model's [z, h]."""
-    from engine.policy.controller import policy_actions
-    from engine.policy.players import load_controllers
+def on_policy_drive(weights: Path, seed: int = CHECK_SEED,
+                    steps: int = GATE_DRIVE_STEPS) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """frames (T, 2, 96, 96, 3) uint8 and the actions taken (T, 2, 3) float32 of an fp32 duel
+    of the controllers in `weights` on track `seed` (exact renderer)."""
     from engine.race.duel import Duel
-    from engine.world_model.runtime import WorldModel
 
     frames, actions = [], []
     with Duel(renderer="exact", device="cpu", precision="fp32", weights_dir=weights) as duel:
@@ -189,6 +186,18 @@ def action_error(weights: Path, seed: int = CHECK_SEED, steps: int = GATE_DRIVE_
             frames.append(duel.frames.copy())
             duel.step()
             actions.append(np.array([t.action for t in duel.telemetry], np.float32))
+    return np.stack(frames), np.stack(actions)
+
+
+def action_error(weights: Path, seed: int = CHECK_SEED, steps: int = GATE_DRIVE_STEPS) -> float:
+    """Mean |action_int8 - action_fp32| of controllers A and B over an fp32 drive on `seed`:
+    both world models see the same frames and previous actions, each keeps its own (h, c),
+    and each controller acts on each model's [z, h]."""
+    from engine.policy.controller import policy_actions
+    from engine.policy.players import load_controllers
+    from engine.world_model.runtime import WorldModel
+
+    frames, actions = on_policy_drive(weights, seed, steps)
     W, b, _ = load_controllers([weights / "controllerA.npz", weights / "controllerB.npz"], weights)
     models = {p: WorldModel(2, device="cpu", precision=p, weights_dir=weights) for p in ("fp32", "int8")}
     err = []
