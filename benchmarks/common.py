@@ -21,7 +21,6 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from bench_env import TRACK_SEED, bench_actions  # noqa: E402  (same track and drive as the env benchmark)
 
-from engine.hardware import hardware_info  # noqa: E402
+from engine.hardware import hardware_info, package_version  # noqa: E402
 
 LIBRARIES = ("numpy", "onnxruntime", "onnxruntime-gpu", "numba", "gymnasium", "torch", "matplotlib")
 NVIDIA_SMI_TIMEOUT = 10  # s
@@ -106,13 +105,8 @@ def _gpus() -> list[str]:
 
 def _versions() -> dict:
     """Installed versions (without importing the packages: torch takes seconds to import)."""
-    out = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    installed = {name: package_version(name) for name in LIBRARIES}
+    return {"python": platform.python_version(), **{k: v for k, v in installed.items() if v}}
 
 
 def machine_info() -> dict:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import platform
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engine.hardware import hardware_info
+from engine.hardware import hardware_info, package_version
 from engine.world_model.manifest import WEIGHTS_DIR, WeightsError, load_manifest
 
 PACKAGES = ("gymnasium", "box2d", "pygame-ce", "onnxruntime", "onnxruntime-gpu", "numpy", "numba", "textual")
@@ -24,12 +23,8 @@ PACKAGES = ("gymnasium", "box2d", "pygame-ce", "onnxruntime", "onnxruntime-gpu",
 
 def check(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
     """A health report; report['ok'] is False when anything needed to race is broken."""
-    report: dict[str, Any] = {"python": platform.python_version(), "hardware": hardware_info(), "packages": {}}
-    for name in PACKAGES:
-        try:
-            report["packages"][name] = version(name)
-        except PackageNotFoundError:
-            report["packages"][name] = None
+    report: dict[str, Any] = {"python": platform.python_version(), "hardware": hardware_info(),
+                              "packages": {name: package_version(name) for name in PACKAGES}}
     problems = []
     try:
         from engine import make_env

@@ -165,13 +165,14 @@ def reference_off_max(dream, z: np.ndarray, action: np.ndarray, h: np.ndarray, c
     n = len(z)
     off_max, spread, imagined = np.zeros(n), np.empty(n), np.empty((n, 3))
     z, action = z.copy(), action.astype(np.float32)
+    W, b = W.astype(np.float64), b.astype(np.float64)  # numba's controller reads float64
     names = ["h_next", "c_next", "mdn_log_pi", "mdn_mu", "mdn_sigma", "off_track_prob"]
     for k in range(1, int(horizon.max()) + 1):
         h, c, log_pi, mu, sigma, off = dream.run(names, {"z": z, "action": action, "h": h, "c": c})
         looking = horizon >= k
         off_max[looking] = np.maximum(off_max[looking], off[looking])
         mixture_stats(log_pi, mu, sigma, z, spread)  # z <- the next mean
-        policy_actions(W.astype(np.float64), b.astype(np.float64), z, h, imagined)
+        policy_actions(W, b, z, h, imagined)
         action = imagined.astype(np.float32)
     return off_max
 

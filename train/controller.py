@@ -89,7 +89,9 @@ def rollout(players: Players, vec: VecRaceEnv, seeds: list[int], indices: np.nda
         streak[envs] = np.where(off, streak[envs] + 1, 0)
         off_steps[envs] += off
         steps[envs] += live
-        cut = live & ~res.done & (streak[envs] >= cfg.off_track_patience) if cfg.off_track_patience else live & False
+        cut = live & ~res.done & (streak[envs] >= cfg.off_track_patience)
+        if not cfg.off_track_patience:  # 0: never cut
+            cut[:] = False
         if cut.any():
             vec.end(envs[cut])
         active[envs] = live & ~res.done & ~cut

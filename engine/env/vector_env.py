@@ -237,16 +237,13 @@ class VecRaceEnv:
 
     def step(self, actions: np.ndarray) -> StepResult:
         """Step every environment that has not ended. actions: (N, 3) float (steer, gas, brake)."""
-        actions = self._check_actions(actions)
-        if self._local is not None:
-            parts = [self._local.step(actions)]
-        else:
-            for conn, (lo, hi) in zip(self._conns, self._bounds):
-                conn.send(("step", actions[lo:hi]))
-            parts = [self._receive(conn) for conn in self._conns]
-        reward, terminated, truncated, done = (np.concatenate([p[k] for p in parts]) for k in range(4))
-        self.done = done
-        return StepResult(self.obs, reward, terminated, truncated, done, self._gather([p[4] for p in parts]))
+        if self._local is None:
+            everyone = range(self.workers)
+            self.step_async(actions, everyone)
+            return self.step_wait(everyone)
+        part = self._local.step(self._check_actions(actions))
+        self.done = part[3]
+        return StepResult(self.obs, *part[:4], part[4])
 
     def worker_envs(self, worker: int) -> range:
         """The environment indices worker `worker` steps."""

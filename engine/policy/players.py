@@ -110,8 +110,7 @@ class Players:
         actions, weights = np.empty((n, 3)), np.empty((n, len(REGIMES)))
         self.z[sel] = out["z"]
         policy_actions(W, b, out["z"], h, policy)
-        W32, b32 = (self.W32, self.b32) if whole else (self.W32[sel], self.b32[sel])
-        self._predict_risk(out, W32, b32, knobs, h, c, policy, risk)
+        self._predict_risk(out, None if whole else sel, knobs, h, c, policy, risk)
         apply_knobs(policy, self.actions[sel], risk, np.asarray(slip, np.float64), np.asarray(wet, np.float64),
                     knobs, self.invariants, hold, actions, weights)  # fmt: skip
         self.policy[sel], self.risk[sel], self.hold[sel] = policy, risk, hold
@@ -119,9 +118,10 @@ class Players:
         self.world.set_actions(actions, None if whole else sel)
         return self.actions
 
-    def _predict_risk(self, out: dict[str, np.ndarray], W32: np.ndarray, b32: np.ndarray, knobs: np.ndarray,
-                      h: np.ndarray, c: np.ndarray, policy: np.ndarray, risk: np.ndarray) -> None:  # fmt: skip
-        """Fill risk (n,) for the n players of this step (see engine.policy.risk)."""
+    def _predict_risk(self, out: dict[str, np.ndarray], idx: np.ndarray | None, knobs: np.ndarray, h: np.ndarray,
+                      c: np.ndarray, policy: np.ndarray, risk: np.ndarray) -> None:  # fmt: skip
+        """Fill risk (n,) for the n players of this step, players `idx` (None: all) of the batch
+        (see engine.policy.risk)."""
         n = len(risk)
         horizon = knobs[:, HORIZON].astype(np.int64)  # (n,)
         mean, spread = np.empty((n, self.world.z_size), np.float32), np.empty(n)
@@ -137,8 +137,9 @@ class Players:
         # player's policy as the action (the first is the one it is taking now); only the
         # players who look ahead are fed to lookahead.onnx.
         sub = slice(None) if len(ahead) == n else ahead
-        feed = {"z": mean[sub], "action": policy[sub].astype(np.float32), "h": h[sub], "c": c[sub], "W": W32[sub],
-                "b": b32[sub], "horizon": horizon[sub]}  # fmt: skip
+        rows = sub if idx is None else idx[ahead]  # the lookahead players' rows of the batch
+        feed = {"z": mean[sub], "action": policy[sub].astype(np.float32), "h": h[sub], "c": c[sub],
+                "W": self.W32[rows], "b": self.b32[rows], "horizon": horizon[sub]}  # fmt: skip
         off_max = self.lookahead.run(["off_max"], feed)[0]
         on_road = 1.0 - out["off_track_prob"][ahead].astype(np.float64)
         risk[ahead] = on_road * off_max
