@@ -34,7 +34,11 @@ from pygame import gfxdraw
 
 SCORE_FONT_SIZE = 42  # points, as in CarRacing-v3
 SCORE_CENTER = (60, WINDOW_H - WINDOW_H * 2.5 / 40.0)  # pixels on the 1000x800 window
-TEXT_CACHE_MAX = 4096  # rendered score strings kept
+TEXT_CACHE_MAX = 2048  # rendered score strings kept (an episode shows ~1,100 at most)
+
+# Rendered score strings, shared by every renderer of the process (a text depends only on
+# its string; one cache per renderer rendered text for most steps of a tournament's cars).
+_TEXTS: dict[str, pygame.Surface] = {}
 
 
 def grass_vertices() -> np.ndarray:
@@ -165,7 +169,6 @@ class ExactRenderer:
     def __init__(self) -> None:
         pygame.font.init()
         self._font = pygame.font.Font(pygame.font.get_default_font(), SCORE_FONT_SIZE)
-        self._text: dict[str, pygame.Surface] = {}
         self._surf = pygame.Surface((WINDOW_W, WINDOW_H))
         self._pix = pygame.surfarray.pixels2d(self._surf).T  # (H, W) uint32 view, kept
         self._flipped = pygame.Surface((WINDOW_W, WINDOW_H))
@@ -174,11 +177,11 @@ class ExactRenderer:
 
     def _score(self, reward: float) -> pygame.Surface:
         key = f"{reward:04.0f}"
-        text = self._text.get(key)
+        text = _TEXTS.get(key)
         if text is None:
-            if len(self._text) >= TEXT_CACHE_MAX:
-                self._text.clear()
-            text = self._text[key] = self._font.render(key, True, (255, 255, 255), (0, 0, 0))
+            if len(_TEXTS) >= TEXT_CACHE_MAX:
+                _TEXTS.clear()
+            text = _TEXTS[key] = self._font.render(key, True, (255, 255, 255), (0, 0, 0))
         return text
 
     def _polygon(self, screen: np.ndarray, color) -> None:

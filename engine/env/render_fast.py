@@ -50,7 +50,7 @@ SPAN_GROW = 0.5 * SCALE_X  # output px added at each end of a world span: gfxdra
 # smoothscale's fixed-point box filter returns a uniform grey v as v - 2 (v >= 2) and
 # truncates; this offset (grey levels) turns the exact area mean into its output.
 SMOOTHSCALE_BIAS = -1.5
-TEXT_CACHE_MAX = 1024  # score strings kept as coverage patches
+TEXT_CACHE_MAX = 2048  # score strings kept as coverage patches (an episode shows ~1,100 at most)
 HULL_POLYS = 4  # fixtures of the car hull
 MAX_VERTS = 8  # vertices of the largest car polygon (HULL_POLY3)
 STRIPE_HALF_W = WHEEL_W * SIZE  # m, half width of the wheel's grey stripe
@@ -408,6 +408,12 @@ def _area_weights(start: int, length: int, n_out: int, n_window: int) -> tuple[i
 
 _scratch = threading.local()
 
+# The score text's patches by string, shared by every renderer of the process: a patch
+# depends only on the string, and with one cache per renderer each of a tournament's cars
+# rendered text for most of its steps (a third of the env step's time), where shared
+# they are made once per string.
+_TEXT_PATCHES: dict[str, tuple[np.ndarray, np.ndarray, int, int]] = {}
+
 
 def _scratch_images(subrows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scratch images shared by every renderer of this thread: each frame overwrites them
@@ -431,7 +437,6 @@ class FastRenderer:
         pygame.font.init()
         self._font = pygame.font.Font(pygame.font.get_default_font(), SCORE_FONT_SIZE)
         self._sub = int(subrows)
-        self._text: dict[str, tuple[np.ndarray, np.ndarray, int, int]] = {}
         self._grass = grass_vertices()  # (400, 4, 2) world units
         self._field = np.ascontiguousarray(FIELD_VERTICES)  # (4, 2) world units
         self._m = np.zeros((2, 3))  # world -> output px
@@ -466,12 +471,12 @@ class FastRenderer:
 
     def _score(self, reward: float) -> tuple[np.ndarray, np.ndarray, int, int]:
         """The score text as output-resolution patches: (grey (h, w), box coverage (h, w),
-        row, col), float32, built once per distinct string."""
+        row, col), float32, built once per distinct string in this process."""
         key = f"{reward:04.0f}"
-        patch = self._text.get(key)
+        patch = _TEXT_PATCHES.get(key)
         if patch is None:
-            if len(self._text) >= TEXT_CACHE_MAX:
-                self._text.clear()
+            if len(_TEXT_PATCHES) >= TEXT_CACHE_MAX:
+                _TEXT_PATCHES.clear()
             surf = self._font.render(key, True, (255, 255, 255), (0, 0, 0))
             rect = surf.get_rect()
             rect.center = SCORE_CENTER
@@ -480,7 +485,7 @@ class FastRenderer:
             col, wx = _area_weights(rect.left, rect.width, STATE_W, WINDOW_W)
             text = (wy @ grey @ wx.T).astype(np.float32)
             box = np.outer(wy.sum(axis=1), wx.sum(axis=1)).astype(np.float32)
-            patch = self._text[key] = (text, box, row, col)
+            patch = _TEXT_PATCHES[key] = (text, box, row, col)
         return patch
 
     def render(self, env: CarRacing) -> np.ndarray:
