@@ -31,12 +31,13 @@ def load_controller(path: Path, z_size: int, hidden: int) -> tuple[np.ndarray, n
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in ("W", "b") if k not in f.files]
+            if missing:
+                raise ControllerError(f"{path}: no array {missing[0]!r} (a controller file holds W and b)")
             W, b = f["W"].astype(np.float64), f["b"].astype(np.float64)
             meta = {k: f[k].item() for k in f.files if k not in ("W", "b") and f[k].ndim == 0}
     except FileNotFoundError:
         raise ControllerError(f"{path}: no such controller file") from None
-    except KeyError as e:
-        raise ControllerError(f"{path}: no array {e}") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise ControllerError(f"{path}: unreadable ({str(e)[:120]})") from None
     if W.shape != (ACTIONS, z_size + hidden) or b.shape != (ACTIONS,):
