@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "track, the duels batched as `tournament` batches them). A duel is won by the higher episode reward once "
         "both cars have ended; on a tie by less time off the road; else it is a draw, half a win each (the "
         "tournament's rule). Prints a ratings table (Bradley-Terry fitted by Hunter's MM iteration with "
-        f"{PRIOR_DRAWS:g} virtual draw per pair, on the Elo scale: +100 = wins 64%% of duels; 95%% intervals from "
+        f"{PRIOR_DRAWS:g} virtual draw per pair, on the Elo scale: +100 = wins 64% of duels; 95% intervals from "
         f"{BOOTSTRAP} bootstrap resamples of the tracks, always the same) and the win rate of every pair; writes "
         "league.json and league.png (win-rate matrix and ratings) to --out.",
         epilog="example: vmc-duel league clone=weights/init/controllerA_clone.npz weights/controllerA.npz "
