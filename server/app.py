@@ -2,6 +2,7 @@
 
     vmc-duel serve [--host 127.0.0.1] [--port 8000] [--seed N] [--device auto|cpu|cuda] [--weather clear|rain]
                    [--renderer exact|fast|stock] [--speed realtime|max|X] [--token T] [--start]
+                   [--controller-a FILE] [--controller-b FILE] [--weights DIR]
 
 Endpoints (the schema is at /openapi.json, interactive docs at /docs):
 

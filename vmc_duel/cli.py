@@ -2,6 +2,8 @@
 
     vmc-duel race [--seed N] [--steps K] [--knobs-a FILE] [--knobs-b FILE] [--renderer exact|fast|stock]
                   [--weather clear|rain] [--device auto|cpu|cuda] [--speed ...] [--json]
+                  [--controller-a FILE] [--controller-b FILE] [--weights DIR]
+    vmc-duel league [NAME=]FILE [NAME=]FILE... [--tracks N] [--renderer ...] [--out DIR]
 
 With no subcommand (options alone included: `vmc-duel --seed 7`) it opens the terminal app (`tui`).
 

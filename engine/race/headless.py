@@ -81,10 +81,8 @@ def run_race(
         raise ValueError(f"--steps must be in 1..{MAX_EPISODE_STEPS}, got {steps}")
     bounds = load_bounds()
     knobs = [load_knobs_file(path, bounds) if path else None for path in (knobs_a, knobs_b)]
-    given = [controller_a, controller_b]
-    paths = [g or Path(weights_dir) / f"controller{name}.npz" for g, name in zip(given, PLAYERS)]
-    with Duel(controllers=paths, knobs=[k or Knobs(bounds) for k in knobs], renderer=renderer, weather=weather,
-              device=device, precision=precision, weights_dir=weights_dir) as duel:  # fmt: skip
+    with Duel(controllers=[controller_a, controller_b], knobs=[k or Knobs(bounds) for k in knobs], renderer=renderer,
+              weather=weather, device=device, precision=precision, weights_dir=weights_dir) as duel:  # fmt: skip
         seeds = duel.reset(seed)
         controllers = {name: info.kind for name, info in zip(PLAYERS, duel.controller_info)}
         files = {name: info.as_dict() for name, info in zip(PLAYERS, duel.controller_info)}

@@ -63,9 +63,7 @@ class RaceRunner:
                  weather: str = "clear", renderer: str = "exact", weights_dir: Path | None = None,
                  driver: str = "model", controllers: Sequence[Path | None] | None = None):  # fmt: skip
         self.weights_dir = WEIGHTS_DIR if weights_dir is None else Path(weights_dir)
-        paths = [given or self.weights_dir / f"controller{name}.npz"
-                 for given, name in zip(controllers or [None] * len(PLAYERS), PLAYERS)]  # fmt: skip
-        self.duel = Duel(controllers=paths, renderer=renderer, weather=weather, device=device,
+        self.duel = Duel(controllers=controllers, renderer=renderer, weather=weather, device=device,
                          weights_dir=self.weights_dir, driver=driver)  # fmt: skip
         self.speed, self.weather = speed, weather
         self.controllers = [info.kind for info in self.duel.controller_info]

@@ -36,11 +36,10 @@ def resolve_controllers(controller_a: Path | None, controller_b: Path | None,
     """((A's file, B's file), weights dir) from the options, every file checked now: WeightsError for a bad
     set, ControllerError (naming the file) for a bad controller. Both are ValueErrors."""
     from engine.policy.players import load_controllers  # here: `--help` should not load the engine
-    from engine.race.duel import PLAYERS
+    from engine.race.duel import controller_paths
 
     weights_dir = WEIGHTS_DIR if weights is None else Path(weights)
     load_manifest(weights_dir, verify=False)  # the sizes; every sha256 is checked when the world model loads
-    paths = tuple(given if given is not None else weights_dir / f"controller{name}.npz"
-                  for given, name in zip((controller_a, controller_b), PLAYERS))  # fmt: skip
-    load_controllers(list(paths), weights_dir)
-    return paths, weights_dir  # type: ignore[return-value]
+    a, b = controller_paths([controller_a, controller_b], weights_dir)
+    load_controllers([a, b], weights_dir)
+    return (a, b), weights_dir
