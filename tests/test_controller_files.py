@@ -17,7 +17,7 @@ import pytest
 from engine.policy.controller import ControllerError
 from engine.race.headless import run_race
 from engine.race.selection import resolve_controllers
-from engine.world_model.manifest import WEIGHTS_DIR
+from engine.world_model.manifest import WEIGHTS_DIR, WeightsError
 
 RACE = ["--seed", "11", "--steps", "80", "--renderer", "fast", "--device", "cpu", "--precision", "fp32", "--json"]
 VOLATILE = ("wall_seconds", "steps_per_second")  # timings: the only fields that may differ between two runs
@@ -148,3 +148,16 @@ def test_serve_reports_which_files_drive(tmp_path):
     a, b = body["players"]["A"]["controller_file"], body["players"]["B"]["controller_file"]
     assert a["file"] == str(mine) and a["sha256"] == hashlib.sha256(mine.read_bytes()).hexdigest()
     assert b["file"] == "weights/controllerB.npz" and b["generation"] == 46
+
+
+def test_weights_takes_a_whole_set_with_its_manifest(tmp_path):
+    for f in WEIGHTS_DIR.iterdir():  # a set elsewhere: the shipped files, linked
+        if f.is_file():
+            (tmp_path / f.name).symlink_to(f)
+    (a, b), weights_dir = resolve_controllers(None, None, tmp_path)
+    assert (a, b, weights_dir) == (tmp_path / "controllerA.npz", tmp_path / "controllerB.npz", tmp_path)
+    mine = tmp_path / "mine.npz"
+    changed_a(mine)
+    assert resolve_controllers(mine, None, tmp_path)[0] == (mine, tmp_path / "controllerB.npz")
+    with pytest.raises(WeightsError, match=f"{tmp_path / 'nowhere' / 'manifest.json'}: no manifest"):
+        resolve_controllers(None, None, tmp_path / "nowhere")
