@@ -2,6 +2,7 @@
 
     vmc-duel serve [--host 127.0.0.1] [--port 8000] [--seed N] [--device auto|cpu|cuda] [--weather clear|rain]
                    [--renderer exact|fast|stock] [--speed realtime|max|X] [--token T] [--start]
+                   [--controller-a FILE] [--controller-b FILE] [--weights DIR]
 
 Endpoints (the schema is at /openapi.json, interactive docs at /docs):
 
@@ -54,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.env.racing_env import RENDERERS, WEATHERS
+from engine.race.selection import add_controller_arguments
 from engine.world_model.runtime import DEVICES
 
 if TYPE_CHECKING:  # only for annotations: FastAPI is an optional extra
@@ -356,6 +358,8 @@ def make_api(
 
     class PlayerState(Out):
         controller: str = Field(description="PLACEHOLDER, or how the controller was trained")
+        controller_file: dict[str, Any] | None = Field(None, description="which controller drives: name, file, "
+                                                      "sha256, run, generation, origin (absent for the autopilot)")
         telemetry: PlayerTelemetry
         knobs: dict[str, Any]
         rewards: list[float] | None = Field(None, description="reward after each step (with ?history=true)")
@@ -402,6 +406,7 @@ def make_api(
             images = pngs(snap) if frames else (None, None)
             players = {
                 name: {"controller": snap.controllers[p] if p < len(snap.controllers) else "",
+                       "controller_file": snap.controller_info[p] if p < len(snap.controller_info) else None,
                        "telemetry": snap.telemetry[p], "knobs": nest(snap.knobs[p]),
                        "rewards": snap.rewards[p].tolist() if history else None,
                        "frame_png": base64.b64encode(images[p]).decode("ascii") if frames else None}
@@ -466,7 +471,8 @@ def make_api(
         report["race"] = {"status": snap.status, "seed": snap.seed, "step": snap.step, "weather": snap.weather,
                           "renderer": getattr(runner.duel, "renderer", None), "speed": runner.speed,
                           "device": getattr(world, "device", None), "precision": getattr(world, "precision", None),
-                          "controllers": list(snap.controllers)}  # fmt: skip
+                          "controllers": list(snap.controllers),
+                          "controller_files": list(snap.controller_info)}  # fmt: skip
         if not report["ok"]:
             response.status_code = 503
         return report
@@ -554,6 +560,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "is loopback; prefer the variable: a command line is visible to other users)")  # fmt: skip
     parser.add_argument("--start", action="store_true", help="start racing at once (default: wait for POST /control)")
     parser.add_argument("--access-log", action="store_true", help="log every request (default: errors only)")
+    add_controller_arguments(parser)
 
 
 def check_args(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> tuple[float | None, str | None]:
@@ -577,14 +584,19 @@ def main(args: argparse.Namespace) -> int:
     except ModuleNotFoundError:
         print(INSTALL_HINT, file=sys.stderr)
         return 2
+    from engine.policy.controller import ControllerError
     from engine.policy.knobs import KnobError
     from engine.race.live import RaceRunner
+    from engine.race.selection import resolve_controllers
     from engine.world_model.manifest import WeightsError
 
     try:
+        controllers, weights_dir = resolve_controllers(getattr(args, "controller_a", None),
+                                                       getattr(args, "controller_b", None),
+                                                       getattr(args, "weights", None))  # fmt: skip
         runner = RaceRunner(seed=args.seed, speed=speed, device=args.device, weather=args.weather,
-                            renderer=args.renderer)  # fmt: skip
-    except (KnobError, WeightsError) as e:
+                            renderer=args.renderer, controllers=controllers, weights_dir=weights_dir)  # fmt: skip
+    except (KnobError, WeightsError, ControllerError) as e:
         print(f"vmc-duel serve: {e}", file=sys.stderr)
         return 2
     try:

@@ -22,7 +22,7 @@ from train.controller import ship, train_controller  # noqa: E402
 def tiny(tmp_path, **changes) -> TrainControllerConfig:
     base = dict(name="T", out=tmp_path / "runs", generations=1, population=4, rollouts=2, max_steps=60,
                 eval_every=1, eval_tracks=2, workers=0, threads=1, rain_fraction=0.5, off_track_penalty=5.0,
-                off_track_patience=20)  # fmt: skip
+                off_track_patience=20, snapshot_every=1)  # fmt: skip
     return TrainControllerConfig(**{**base, **changes})
 
 
@@ -34,6 +34,10 @@ def test_cma_es_runs_checkpoints_resumes_and_ships(tmp_path):
     rows = list(csv.DictReader((run / "log.csv").open()))
     assert [int(r["generation"]) for r in rows] == [1, 2]
     assert all(float(r["steps_mean"]) <= 60 for r in rows) and rows[1]["eval_mean"] != ""
+    sizes = load_manifest(verify=False)["sizes"]
+    for g in (1, 2):  # a snapshot per generation, the second written by the resumed run
+        _, _, meta = load_controller(run / f"gen_{g:04d}.npz", sizes["z"], sizes["hidden"])
+        assert meta["generation"] == g and meta["name"] == "T" and "eval_mean" in meta
     with pytest.raises(ValueError, match="already has 2 generations"):
         train_controller(tiny(tmp_path, generations=2))
     with pytest.raises(ValueError, match="other population"):

@@ -99,6 +99,9 @@ class TrainControllerConfig:
     """generation g drives tracks track_seed + g * rollouts + r"""
     eval_every: int = 10
     """every this many generations, drive the best candidate on the evaluation tracks"""
+    snapshot_every: int = 10
+    """every this many generations, save the search's mean controller as gen_NNNN.npz in the run directory, a
+    checkpoint that `vmc-duel league` and `--controller-a` read (0: never)"""
     eval_tracks: int = 16
     """evaluation tracks (seeds 900000 on: never trained on, never in the held-out tournament)"""
     workers: int = 2

@@ -12,9 +12,11 @@ steps in a row (the GA anchor did this: a lost car only costs time).
 
 Fitness is the episode reward, minus `off_track_penalty` per second off the road.
 Every `eval_every` generations the distribution's mean is driven on `eval_tracks`
-evaluation tracks; the best of those evaluations is kept as best.npz. The run directory
-holds the CMA state after every generation (resume by running the command again), a CSV
-log, config.json and fitness.png.
+evaluation tracks; the best of those evaluations is kept as best.npz. Every
+`snapshot_every` generations the mean is also saved as gen_NNNN.npz (W, b and metadata, read
+with allow_pickle=False, unlike es.pkl): the checkpoints a league of training stages races
+(`vmc-duel league run/gen_*.npz`). The run directory holds the CMA state after every generation
+(resume by running the command again), a CSV log, config.json and fitness.png.
 """
 
 from __future__ import annotations
@@ -283,6 +285,14 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
                         "eval_tracks": f"{eval_seeds[0]}-{eval_seeds[-1]}", "placeholder": False,
                         "method": "CMA-ES (train/controller.py)",
                     })  # fmt: skip
+
+            if cfg.snapshot_every and (g + 1) % cfg.snapshot_every == 0:
+                evaluated = {k: row[k] for k in ("eval_mean", "eval_std") if row[k] != ""}
+                save_controller(run / f"gen_{g + 1:04d}.npz", np.asarray(es.mean), dims, {
+                    "name": cfg.name, "generation": g + 1, "placeholder": False,
+                    "method": "CMA-ES (train/controller.py)", "checkpoint": "the search's mean after this generation",
+                    **evaluated,
+                })  # fmt: skip
 
             row["seconds"] = time.perf_counter() - start
             state["generation"], state["seconds"] = g + 1, state["seconds"] + row["seconds"]

@@ -112,8 +112,9 @@ class DuelApp(App):
         self._drawn_version = snap.version
         header.show(snap)
         frames = self._model_frames(snap) if self.model_view else snap.frames
-        for p, panel in enumerate(panels):
-            panel.show(snap, frames[p], snap.controllers[p])
+        for p, panel in enumerate(panels):  # which controller drives: file, generation, sha256 prefix
+            info = snap.controller_info[p]["short"] if snap.controller_info else snap.controllers[p]
+            panel.show(snap, frames[p], info)
         if self.graphics in ("sixel", "kitty"):
             self.call_after_refresh(self._write_graphics)
         summary.set_class(snap.status == "finished", "shown")
@@ -212,11 +213,13 @@ class DuelApp(App):
 
 def make_app(seed: int | None = None, device: str = "auto", weather: str = "clear", graphics: str = "auto",
              renderer: str = "exact", speed: float | None = 1.0, truecolor: bool | None = None,
-             weights_dir: Path | None = None, driver: str = "model") -> DuelApp:  # fmt: skip
+             weights_dir: Path | None = None, driver: str = "model",
+             controllers: tuple[Path | None, Path | None] | None = None) -> DuelApp:  # fmt: skip
     """The app with its race engine. A fixed `seed` makes it deterministic on one machine;
-    with driver="autopilot" as well, on every CPU (no model float steers: the snapshots)."""
+    with driver="autopilot" as well, on every CPU (no model float steers: the snapshots).
+    controllers: files for A and B (None: weights_dir's controllerA.npz / controllerB.npz)."""
     runner = RaceRunner(seed=seed, speed=speed, device=device, weather=weather, renderer=renderer,
-                        weights_dir=weights_dir, driver=driver)  # fmt: skip
+                        weights_dir=weights_dir, driver=driver, controllers=controllers)  # fmt: skip
     return DuelApp(runner, graphics=graphics, truecolor=truecolor)
 
 

@@ -2,6 +2,8 @@
 
     vmc-duel race [--seed N] [--steps K] [--knobs-a FILE] [--knobs-b FILE] [--renderer exact|fast|stock]
                   [--weather clear|rain] [--device auto|cpu|cuda] [--speed ...] [--json]
+                  [--controller-a FILE] [--controller-b FILE] [--weights DIR]
+    vmc-duel league [NAME=]FILE [NAME=]FILE... [--tracks N] [--renderer ...] [--out DIR]
 
 With no subcommand (options alone included: `vmc-duel --seed 7`) it opens the terminal app (`tui`).
 
@@ -16,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
 from engine.env.racing_env import RENDERERS, WEATHERS
+from engine.race.selection import add_controller_arguments, resolve_controllers
 from engine.world_model.runtime import DEVICES, PRECISIONS
+from vmc_duel.league import register as register_league
 
 
 def _add_race(sub: argparse._SubParsersAction) -> None:
@@ -56,17 +59,24 @@ def _add_race(sub: argparse._SubParsersAction) -> None:
         "or a factor of real time such as 2",
     )
     p.add_argument("--json", action="store_true", help="print JSON lines (start, telemetry every second, result)")
+    add_controller_arguments(p)
     p.set_defaults(handler=_race)
 
 
 def _race(args: argparse.Namespace) -> int:
+    from engine.policy.controller import ControllerError
     from engine.policy.knobs import KnobError
     from engine.race.headless import parse_speed, run_race
     from engine.world_model.manifest import WeightsError
 
     parse_speed(args.speed)  # ValueError -> usage error in main
     try:
+        (controller_a, controller_b), weights_dir = resolve_controllers(args.controller_a, args.controller_b,
+                                                                        args.weights)  # fmt: skip
         run_race(
+            controller_a=controller_a,
+            controller_b=controller_b,
+            weights_dir=weights_dir,
             seed=args.seed,
             steps=args.steps,
             knobs_a=args.knobs_a,
@@ -78,7 +88,7 @@ def _race(args: argparse.Namespace) -> int:
             speed=args.speed,
             json_lines=args.json,
         )
-    except (KnobError, WeightsError) as e:
+    except (KnobError, WeightsError, ControllerError) as e:
         print(f"vmc-duel race: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -103,6 +113,7 @@ def _add_tui(sub: argparse._SubParsersAction) -> None:
                    "show kitty or sixel graphics), halfblock, sixel, kitty or ascii")  # fmt: skip
     p.add_argument("--renderer", choices=RENDERERS, default="exact", help="observation renderer (default exact)")
     p.add_argument("--speed", default="realtime", help="realtime (50 steps/s, default), max, or a factor such as 2")
+    add_controller_arguments(p)
     p.set_defaults(handler=_tui)
 
 
@@ -112,10 +123,18 @@ def _tui(args: argparse.Namespace) -> int:
     speed = parse_speed(args.speed)
     if args.seed is not None and not 0 <= args.seed < 2**32:
         raise ValueError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
+    from engine.policy.controller import ControllerError
+    from engine.world_model.manifest import WeightsError
+
+    try:
+        controllers, weights_dir = resolve_controllers(args.controller_a, args.controller_b, args.weights)
+    except (WeightsError, ControllerError) as e:
+        print(f"vmc-duel tui: {e}", file=sys.stderr)
+        return 2
     from tui.app import make_app
 
     make_app(seed=args.seed, device=args.device, weather=args.weather, graphics=args.graphics,
-             renderer=args.renderer, speed=speed).run()  # fmt: skip
+             renderer=args.renderer, speed=speed, controllers=controllers, weights_dir=weights_dir).run()  # fmt: skip
     return 0
 
 
@@ -158,26 +177,23 @@ def _add_tournament(sub: argparse._SubParsersAction) -> None:
                    "(default data/tournaments/RENDERER_WEATHER_SEEDSTART_TRACKS)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace results already in --out")
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+    add_controller_arguments(p)
     p.set_defaults(handler=_tournament)
 
 
 def _tournament(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from engine.policy.controller import ControllerError
     from engine.policy.knobs import KnobError, Knobs, load_bounds, load_knobs_file
-    from engine.race.tournament import format_summary, run_tournament, write_outputs
+    from engine.race.tournament import format_summary, processes_for, run_tournament, write_outputs
+    from engine.world_model.manifest import WeightsError
 
     out = args.out or Path("data/tournaments") / f"{args.renderer}_{args.weather}_{args.seed_start}_{args.tracks}"
     for name in ("tournament.json", "tournament.png"):
         if (out / name).exists() and not args.force:
             raise ValueError(f"{out / name} already exists: pass --force to replace it")
-    cores = os.cpu_count() or 1
-    if args.processes == "auto":
-        processes = cores if cores > 1 and args.tracks >= 8 * cores else 1
-    elif args.processes.isdigit() and int(args.processes) >= 1:
-        processes = int(args.processes)
-    else:
-        raise ValueError(f"--processes {args.processes!r}: give a whole number of at least 1, or auto")
+    processes = processes_for(args.processes, args.tracks)
     if args.address and args.backend != "ray":
         raise ValueError("--address is for --backend ray")
     if args.backend == "ray":
@@ -192,7 +208,8 @@ def _tournament(args: argparse.Namespace) -> int:
     bounds = load_bounds()
     try:
         knobs = tuple(load_knobs_file(f, bounds) if f else Knobs(bounds) for f in (args.knobs_a, args.knobs_b))
-    except KnobError as e:
+        controllers, weights_dir = resolve_controllers(args.controller_a, args.controller_b, args.weights)
+    except (KnobError, WeightsError, ControllerError) as e:
         print(f"vmc-duel tournament: {e}", file=sys.stderr)
         return 2
     with Progress(TextColumn("tournament"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
@@ -200,6 +217,7 @@ def _tournament(args: argparse.Namespace) -> int:
         task = progress.add_task("", total=args.tracks * 1000)
         summary = run_tournament(tracks=args.tracks, seed_start=args.seed_start, renderer=args.renderer,
                                  weather=args.weather, knobs=knobs, device=args.device,
+                                 controllers=controllers, weights_dir=weights_dir,
                                  precision=args.precision, batch=args.batch,
                                  workers=args.workers, threads=args.threads, processes=processes,
                                  backend=args.backend,
@@ -288,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_tui(sub)
     _add_race(sub)
     _add_tournament(sub)
+    register_league(sub)
     _add_serve(sub)
     _add_health(sub)
     _add_bench(sub)

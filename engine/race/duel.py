@@ -26,6 +26,7 @@ import numpy as np
 from engine.env.autopilot import STYLES, Autopilot
 from engine.env.racing_env import FPS  # steps per second of race time
 from engine.env.vector_env import StepResult, VecRaceEnv
+from engine.policy.controller import ControllerInfo
 from engine.policy.knobs import Knobs, load_bounds
 from engine.policy.players import Players, invariants_array, load_controllers
 from engine.policy.strategy import REGIMES
@@ -67,11 +68,22 @@ class PlayerTelemetry:
         return d
 
 
+def controller_paths(controllers: Sequence[Path | None] | None, weights_dir: Path = WEIGHTS_DIR) -> list[Path]:
+    """The files players A and B drive with: those given, weights_dir's controllerA.npz / controllerB.npz for None."""
+    given = list(controllers) if controllers is not None else [None] * len(PLAYERS)
+    if len(given) != len(PLAYERS):
+        raise ValueError(f"controllers: give {len(PLAYERS)} files (A, B), got {len(given)}")
+    return [Path(g) if g is not None else Path(weights_dir) / f"controller{name}.npz"
+            for g, name in zip(given, PLAYERS)]  # fmt: skip
+
+
 class Duel:
     """`duels` duels of A against B at once: players 2d (A) and 2d + 1 (B) race track `seeds[d]`.
 
     Args:
-        controllers: the two controller files (A, B); default the shipped weights.
+        controllers: the two controller files (A, B); a None (or no list) is weights_dir's controllerA.npz or
+            controllerB.npz (see `controller_paths`).
+        controller_names: what to call them (default: each file's stem); see `controller_info`.
         knobs: the two players' Knobs (A, B) or 2 x duels of them; default all at their defaults.
         renderer, weather: as for `engine.make_env`, the same for every car.
         device, precision, weights_dir, threads: as for `engine.world_model.runtime.WorldModel`.
@@ -83,10 +95,11 @@ class Duel:
             regimes play no part; in-process environments only).
     """
 
-    def __init__(self, controllers: Sequence[Path] | None = None, knobs: Sequence[Knobs] | None = None,
+    def __init__(self, controllers: Sequence[Path | None] | None = None, knobs: Sequence[Knobs] | None = None,
                  renderer: str = "exact", weather: str = "clear", device: str = "auto", precision: str = "auto",
                  weights_dir: Path = WEIGHTS_DIR, duels: int = 1, threads: int = 1, workers: int = 0,
-                 max_episode_steps: int = 1000, driver: str = "model"):  # fmt: skip
+                 max_episode_steps: int = 1000, driver: str = "model",
+                 controller_names: Sequence[str | None] | None = None):  # fmt: skip
         if duels < 1:
             raise ValueError(f"duels must be at least 1, got {duels}")
         if driver not in DRIVERS:
@@ -104,8 +117,11 @@ class Duel:
         elif len(knobs) != n:
             raise ValueError(f"knobs: give 2 (A, B) or {n}, got {len(knobs)}")
         self.knobs = list(knobs)
-        paths = controllers or [Path(weights_dir) / f"controller{name}.npz" for name in PLAYERS]
-        W, b, self.controller_meta = load_controllers(list(paths), weights_dir)
+        paths = controller_paths(controllers, weights_dir)
+        W, b, self.controller_meta = load_controllers(paths, weights_dir)
+        names = list(controller_names or [None] * len(PLAYERS))
+        self.controller_info = [ControllerInfo.from_file(path, meta, name)
+                                for path, meta, name in zip(paths, self.controller_meta, names)]  # fmt: skip
         self.vec = VecRaceEnv(n, workers=workers, renderer=renderer, weather=weather,
                               max_episode_steps=max_episode_steps)  # fmt: skip
         try:

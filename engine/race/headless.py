@@ -1,5 +1,5 @@
-"""The headless race: a duel of the shipped controllers run in the terminal, with live
-telemetry lines (or JSON lines) and a result table."""
+"""The headless race: a duel run in the terminal (the shipped controllers, or any two controller
+files), with live telemetry lines (or JSON lines) and a result table."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from engine.env.racing_env import MAX_EPISODE_STEPS
 from engine.hardware import hardware_info
 from engine.policy.knobs import Knobs, load_bounds, load_knobs_file
 from engine.race.duel import FPS, PLAYERS, Duel
+from engine.world_model.manifest import WEIGHTS_DIR
 
 REPORT_EVERY = 50  # steps between telemetry lines (one second of race time)
 
@@ -67,27 +68,31 @@ def run_race(
     speed: str = "max",
     out: TextIO | None = sys.stdout,
     json_lines: bool = False,
+    controller_a: Path | None = None,
+    controller_b: Path | None = None,
+    weights_dir: Path = WEIGHTS_DIR,
 ) -> dict[str, Any]:
     """Race A against B on track `seed` (random when None) until both cars end, or for
-    `steps` steps; print telemetry to `out` (text, or JSON lines); return the summary."""
+    `steps` steps; print telemetry to `out` (text, or JSON lines); return the summary.
+    controller_a / controller_b: controller files (default weights_dir's controllerA.npz / controllerB.npz);
+    weights_dir: the world model and its manifest (default the shipped weights/)."""
     factor = parse_speed(speed)
     if steps is not None and not 1 <= steps <= MAX_EPISODE_STEPS:
         raise ValueError(f"--steps must be in 1..{MAX_EPISODE_STEPS}, got {steps}")
     bounds = load_bounds()
     knobs = [load_knobs_file(path, bounds) if path else None for path in (knobs_a, knobs_b)]
-    with Duel(knobs=[k or Knobs(bounds) for k in knobs], renderer=renderer, weather=weather, device=device,
-              precision=precision) as duel:  # fmt: skip
+    with Duel(controllers=[controller_a, controller_b], knobs=[k or Knobs(bounds) for k in knobs], renderer=renderer,
+              weather=weather, device=device, precision=precision, weights_dir=weights_dir) as duel:  # fmt: skip
         seeds = duel.reset(seed)
-        controllers = {
-            name: "PLACEHOLDER" if meta.get("placeholder") else meta.get("method", "trained")
-            for name, meta in zip(PLAYERS, duel.controller_meta)
-        }
+        controllers = {name: info.kind for name, info in zip(PLAYERS, duel.controller_info)}
+        files = {name: info.as_dict() for name, info in zip(PLAYERS, duel.controller_info)}
         header = {"event": "start", "seed": seeds[0], "renderer": renderer, "weather": weather,
                   "device": duel.players.world.device, "precision": duel.players.world.precision,
-                  "controllers": controllers,
+                  "controllers": controllers, "controller_files": files,
                   "knobs": {n: k.nested() for n, k in zip(PLAYERS, duel.knobs)}}  # fmt: skip
         _emit(out, json_lines, header, f"VMC Duel | track {seeds[0]} | {weather} | renderer {renderer} | "
-              f"{header['device']} {header['precision']} | controllers A: {controllers['A']}, B: {controllers['B']}")
+              f"{header['device']} {header['precision']} | controllers "
+              + ", ".join(f"{n}: {i.label}" for n, i in zip(PLAYERS, duel.controller_info)))
         start = time.perf_counter()
         n = 0
         while not duel.finished and (steps is None or n < steps):
@@ -105,6 +110,7 @@ def run_race(
         summary = duel.result()
         for name, label in controllers.items():
             summary["players"][name]["controller"] = label
+            summary["players"][name]["controller_file"] = files[name]
         summary.update({"event": "result", "renderer": renderer, "weather": weather, "steps": n,
                         "wall_seconds": wall, "steps_per_second": n / wall if wall > 0 else float("inf"),
                         "hardware": hardware_info()})  # fmt: skip

@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ class Snapshot:
     winner: str | None  # once finished ("draw" on a tie)
     weather: str
     controllers: list[str] = field(default_factory=list)  # per player: PLACEHOLDER or how it was trained
+    controller_info: list[dict[str, Any]] = field(default_factory=list)  # per player: ControllerInfo.as_dict()
 
 
 class RaceRunner:
@@ -54,19 +56,21 @@ class RaceRunner:
         seed: first track (None: random).
         speed: steps per second as a multiple of real time (1.0: 50 steps/s); None: as fast as possible.
         device, weather, renderer, weights_dir, driver: as for `engine.race.duel.Duel`.
+        controllers: the two controller files (A, B), or None for weights_dir's controllerA.npz and controllerB.npz.
     """
 
     def __init__(self, seed: int | None = None, speed: float | None = 1.0, device: str = "auto",
                  weather: str = "clear", renderer: str = "exact", weights_dir: Path | None = None,
-                 driver: str = "model"):  # fmt: skip
+                 driver: str = "model", controllers: Sequence[Path | None] | None = None):  # fmt: skip
         self.weights_dir = WEIGHTS_DIR if weights_dir is None else Path(weights_dir)
-        self.duel = Duel(renderer=renderer, weather=weather, device=device, weights_dir=self.weights_dir,
-                         driver=driver)  # fmt: skip
+        self.duel = Duel(controllers=controllers, renderer=renderer, weather=weather, device=device,
+                         weights_dir=self.weights_dir, driver=driver)  # fmt: skip
         self.speed, self.weather = speed, weather
-        self.controllers = ["PLACEHOLDER" if m.get("placeholder") else str(m.get("method", "trained"))
-                            for m in self.duel.controller_meta]  # fmt: skip
+        self.controllers = [info.kind for info in self.duel.controller_info]
+        self.controller_info = [info.as_dict() for info in self.duel.controller_info]
         if driver == "autopilot":
             self.controllers = [f"autopilot {name} (scripted, reads the simulator)" for name in PLAYERS]
+            self.controller_info = []  # the files are loaded but nobody drives with them
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -199,7 +203,7 @@ class RaceRunner:
             rewards=[self._rewards[p, : self._filled[p]].copy() for p in range(2)],
             knobs=[dict(k.values) for k in d.knobs],
             leader=d.leader(), winner=(d.winner() or "draw") if d.finished else None, weather=self.weather,
-            controllers=self.controllers,
+            controllers=self.controllers, controller_info=self.controller_info,
         )  # fmt: skip
 
 

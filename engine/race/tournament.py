@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.env.racing_env import MAX_EPISODE_STEPS
 from engine.hardware import hardware_info
 from engine.policy.knobs import Knobs
 from engine.race.duel import PLAYERS, Duel
@@ -37,19 +39,33 @@ def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, fl
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def processes_for(value: str, tracks: int) -> int:
+    """--processes N|auto -> N. auto: one per core when there are at least 8 tracks per core, else 1."""
+    cores = os.cpu_count() or 1
+    if value == "auto":
+        return cores if cores > 1 and tracks >= 8 * cores else 1
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise ValueError(f"--processes {value!r}: give a whole number of at least 1, or auto")
+
+
 def race_tracks(seeds: list[int], controllers: tuple[Path, Path] | None = None,
                 knobs: tuple[Knobs, Knobs] | None = None, renderer: str = "exact", weather: str = "clear",
                 device: str = "auto", precision: str = "auto", workers: int = 2, threads: int = 2,
-                on_step: Callable[[int], None] | None = None,
-                weights_dir: Path = WEIGHTS_DIR) -> tuple[list[dict], list[dict], str]:  # fmt: skip
+                on_step: Callable[[int], None] | None = None, weights_dir: Path = WEIGHTS_DIR,
+                max_steps: int = MAX_EPISODE_STEPS,
+                controller_names: tuple[str, str] | None = None) -> tuple[list[dict], list[dict], str]:  # fmt: skip
     """One batch of duels, one per track of `seeds`, raced together to the end (pipelined over
-    2+ env workers). Returns (per-track results, controller metadata, precision used)."""
+    2+ env workers) or to `max_steps`. Returns (per-track results, each controller's
+    ControllerInfo.as_dict(), precision used)."""
     with Duel(controllers=controllers, knobs=list(knobs) if knobs else None, renderer=renderer, weather=weather,
               device=device, precision=precision, duels=len(seeds), workers=workers, threads=threads,
-              weights_dir=weights_dir) as duel:  # fmt: skip
+              weights_dir=weights_dir, max_episode_steps=max_steps,
+              controller_names=controller_names) as duel:  # fmt: skip
         duel.reset(seeds)
         duel.run(on_step=on_step)
-        return [duel.result(d) for d in range(len(seeds))], duel.controller_meta, duel.players.world.precision
+        info = [i.as_dict() for i in duel.controller_info]
+        return [duel.result(d) for d in range(len(seeds))], info, duel.players.world.precision
 
 
 def run_tournament(
@@ -68,29 +84,34 @@ def run_tournament(
     on_step: Callable[[int, int], None] | None = None,
     weights_dir: Path = WEIGHTS_DIR,
     backend: str = "local",
+    max_steps: int = MAX_EPISODE_STEPS,
+    controller_names: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Race A against B on tracks seed_start .. seed_start + tracks - 1, `batch` duels at a
     time. With `processes` > 1 the tracks are shared out over that many processes, each
     racing its batches with in-process environments and one onnxruntime thread (each car's
     race is the same whatever batch or process it is in). on_step(done_steps, total_steps)
     reports progress. backend "ray": the batches are Ray tasks on the cluster joined with
-    engine.race.cluster.connect (see there). Returns the summary with per-track results."""
+    engine.race.cluster.connect (see there). controllers: files for A and B (default weights_dir's),
+    called `controller_names` in the summary (default: the files' stems); max_steps: each race's time
+    limit (CarRacing-v3: 1000; shorter for tests). Returns the summary with per-track results."""
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if tracks < 1 or batch < 1 or processes < 1:
         raise ValueError(f"tracks, batch and processes must be at least 1, got {tracks}, {batch} and {processes}")
     seeds = list(range(seed_start, seed_start + tracks))
     common = dict(controllers=controllers, knobs=knobs, renderer=renderer, weather=weather, device=device,
-                  precision=precision, weights_dir=weights_dir)  # fmt: skip
+                  precision=precision, weights_dir=weights_dir, max_steps=max_steps,
+                  controller_names=controller_names)  # fmt: skip
     results, meta, precision_used = [], None, precision
-    total, done = tracks * 1000, 0
+    total, done = tracks * max_steps, 0
     start = time.perf_counter()
     if backend == "ray":
         from engine.race.cluster import race_on_ray
 
         results, meta, precision_used = race_on_ray(
             seeds, batch, race_tracks, common,
-            on_batch=None if on_step is None else (lambda n: on_step(1000 * n, total)))  # fmt: skip
+            on_batch=None if on_step is None else (lambda n: on_step(max_steps * n, total)))  # fmt: skip
     elif processes == 1:
         for lo in range(0, tracks, batch):
             chunk = seeds[lo : lo + batch]
@@ -102,7 +123,7 @@ def run_tournament(
             res, meta, precision_used = race_tracks(chunk, **common, workers=workers, threads=threads,
                                                     on_step=progress)  # fmt: skip
             results += res
-            done += 1000 * len(chunk)
+            done += max_steps * len(chunk)
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -116,7 +137,7 @@ def run_tournament(
             for future in as_completed(futures):
                 k = futures[future]
                 parts[k], meta, precision_used = future.result()
-                done += 1000 * len(chunks[k])
+                done += max_steps * len(chunks[k])
                 if on_step is not None:
                     on_step(done, total)
         results = [r for k in range(len(chunks)) for r in parts[k]]
@@ -140,6 +161,7 @@ def summarise(results: list[dict], meta: list[dict], renderer: str, weather: str
             "off_track_seconds_mean": float(off.mean()), "off_track_seconds_std": float(off.std()),
             "laps_finished": int(sum(r["players"][name]["lap_finished"] for r in results)),
             "controller": "PLACEHOLDER" if meta[k].get("placeholder") else str(meta[k].get("method", "trained")),
+            "controller_file": meta[k],
         }  # fmt: skip
     wins = sum(r["winner"] == "A" for r in results)
     losses = sum(r["winner"] == "B" for r in results)
@@ -164,7 +186,7 @@ def format_summary(s: dict[str, Any]) -> str:
         p = s["players"][name]
         lines.append(f"{name:12s}{p['reward_mean']:9.1f} +- {p['reward_std']:5.1f}"
                      f"{p['off_track_seconds_mean']:9.2f} +- {p['off_track_seconds_std']:5.2f}"
-                     f"{p['laps_finished']:7d}  {p['controller']}")  # fmt: skip
+                     f"{p['laps_finished']:7d}  {p['controller_file']['label']}")  # fmt: skip
     lo, hi = s["a_win_rate_ci95"]
     lines.append(f"A wins {s['a_wins']}, B wins {s['b_wins']}, draws {s['draws']}: A's win rate "
                  f"{100 * s['a_win_rate']:.1f}% (95% CI {100 * lo:.1f}-{100 * hi:.1f}%)")  # fmt: skip
