@@ -23,6 +23,8 @@ from pathlib import Path
 
 from engine.env.racing_env import RENDERERS, WEATHERS
 from engine.world_model.runtime import DEVICES, PRECISIONS
+from vmc_duel.replay_cmd import register as register_replay
+from vmc_duel.web import register as register_web
 
 
 def _add_race(sub: argparse._SubParsersAction) -> None:
@@ -56,6 +58,10 @@ def _add_race(sub: argparse._SubParsersAction) -> None:
         "or a factor of real time such as 2",
     )
     p.add_argument("--json", action="store_true", help="print JSON lines (start, telemetry every second, result)")
+    p.add_argument("--record", type=Path, metavar="FILE",
+                   help="write the race record here (JSON: settings, weights sha256, knobs, every step's actions) "
+                   "for `vmc-duel replay FILE`")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="replace an existing --record file")
     p.set_defaults(handler=_race)
 
 
@@ -77,6 +83,8 @@ def _race(args: argparse.Namespace) -> int:
             precision=args.precision,
             speed=args.speed,
             json_lines=args.json,
+            record=args.record,
+            force=args.force,
         )
     except (KnobError, WeightsError) as e:
         print(f"vmc-duel race: {e}", file=sys.stderr)
@@ -291,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     _add_serve(sub)
     _add_health(sub)
     _add_bench(sub)
+    register_replay(sub)
+    register_web(sub)
     for ep in entry_points(group="vmc_duel.commands"):
         ep.load()(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
