@@ -277,7 +277,8 @@ class DuelApp(App):
         yield SystemCommand("Restore defaults", "Knobs back to their defaults", self.action_defaults)
         yield SystemCommand("Model view", "Show what the model sees (VAE reconstruction)", self.action_toggle_view)
         yield SystemCommand("Track map", "Show or hide the track map", self.action_toggle_map)
-        yield SystemCommand("Telemetry", "Swap knobs and telemetry where they share a drawer", self.action_toggle_telemetry)
+        yield SystemCommand("Telemetry", "Swap knobs and telemetry where they share a drawer",
+                            self.action_toggle_telemetry)  # fmt: skip
         yield SystemCommand("Save replay", "Write this race to a file for `vmc-duel replay`", self.action_write_record)
 
 

@@ -106,7 +106,8 @@ class Duel:
             raise ValueError(f"knobs: give 2 (A, B) or {n}, got {len(knobs)}")
         self.knobs = list(knobs)
         paths = controllers or [Path(weights_dir) / f"controller{name}.npz" for name in PLAYERS]
-        self.controller_paths, self.weights_dir, self.max_episode_steps = list(paths), Path(weights_dir), max_episode_steps
+        self.controller_paths, self.weights_dir = list(paths), Path(weights_dir)
+        self.max_episode_steps = max_episode_steps
         W, b, self.controller_meta = load_controllers(list(paths), weights_dir)
         self.vec = VecRaceEnv(n, workers=workers, renderer=renderer, weather=weather,
                               max_episode_steps=max_episode_steps)  # fmt: skip

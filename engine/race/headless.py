@@ -120,8 +120,9 @@ def run_race(
                         "hardware": hardware_info()})  # fmt: skip
     if record_to is not None:
         summary["record"] = str(record_to)
+    recorded = f"\nrecorded to {record_to} (vmc-duel replay {record_to})" if record_to else ""
     _emit(out, json_lines, summary, _table(summary) + f"\n{n} steps in {wall:.1f} s ({summary['steps_per_second']:.0f}"
-          " duel steps/s)" + (f"\nrecorded to {record_to} (vmc-duel replay {record_to})" if record_to else ""))  # fmt: skip
+          " duel steps/s)" + recorded)  # fmt: skip
     return summary
 
 
