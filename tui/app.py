@@ -153,7 +153,7 @@ class DuelApp(App):
             panel.show(snap, frames[p], snap.controllers[p])
         if track_map.display:
             track_map.show_snapshot(snap)
-            map_info.show(snap, map_info.size.width or MAP_WIDTH[0])
+            map_info.show(snap)
         if self.graphics in ("sixel", "kitty"):
             self.call_after_refresh(self._write_graphics)
         summary.set_class(snap.status == "finished", "shown")
@@ -228,10 +228,7 @@ class DuelApp(App):
         self.draw(force=True)
 
     def action_toggle_telemetry(self) -> None:
-        screen = self.screen_stack[0]
-        screen.toggle_class("show-telemetry")
-        if screen.has_class("drawer"):
-            self.notify("telemetry" if screen.has_class("show-telemetry") else "knobs")
+        self.screen_stack[0].toggle_class("show-telemetry")
 
     def action_write_record(self) -> None:
         """Write the race so far as a record for `vmc-duel replay` (a new file, never one that exists)."""

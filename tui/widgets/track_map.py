@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from rich.text import Text
 from textual.geometry import Region
-from textual.widgets import Static
+from textual.widget import Widget
 
 from engine.race.duel import PLAYERS
 from engine.race.live import Snapshot
@@ -32,6 +32,7 @@ class TrackMapView(FrameView):
     def __init__(self, mode: str = "halfblock", truecolor: bool = True, **kwargs):
         super().__init__(mode, truecolor, **kwargs)
         self._painter: MapPainter | None = None
+        self._snap: Snapshot | None = None  # the last one shown: repainted at the new size on a resize
 
     def _side(self) -> int:
         """The map's side in image pixels: one per half-block pixel, or the cells' pixels for graphics."""
@@ -41,6 +42,7 @@ class TrackMapView(FrameView):
         return min(w, 2 * h)
 
     def show_snapshot(self, snap: Snapshot) -> None:
+        self._snap = snap
         side = self._side()
         if snap.track is None or side < 4:
             return
@@ -66,22 +68,39 @@ class TrackMapView(FrameView):
     def on_resize(self) -> None:
         super().on_resize()
         self._painter = None
+        if self._snap is not None:
+            self.show_snapshot(self._snap)
 
 
-class MapInfo(Static):
-    """Who is ahead along the track, by tiles and seconds, and each car's progress round the lap."""
+class MapInfo(Widget):
+    """Who is ahead along the track, by tiles and seconds, and each car's progress round the lap.
 
-    def show(self, snap: Snapshot, width: int) -> None:
+    Drawn at render time from the last snapshot, so it fits whatever width the pane has."""
+
+    DEFAULT_CSS = "MapInfo { height: 3; }"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._snap: Snapshot | None = None
+
+    def show(self, snap: Snapshot) -> None:
+        self._snap = snap
+        self.refresh()
+
+    def render(self) -> Text:
+        snap = self._snap
+        text = Text(no_wrap=True, overflow="crop")
+        if snap is None:
+            return text
         leader, tiles, seconds = snap.gap
-        text = Text()
         if leader is None:
             text.append("level on the track\n")
         else:
             text.append(f"{leader}", style=f"bold {rgb(CAR_COLOURS[PLAYERS.index(leader)])}")
-            text.append(f" ahead {tiles:.1f} tiles {seconds:.2f} s\n")
+            text.append(f" +{tiles:.1f} tiles  +{seconds:.2f} s\n")
         n = snap.track.count if snap.track is not None else 1
         progress = snap.progress if snap.progress is not None else np.zeros(2)
-        bar_w = max(width - 10, 4)
+        bar_w = max(self.content_region.width - 10, 2)
         for p, name in enumerate(PLAYERS):
             frac = float(np.clip(progress[p] / n, 0.0, 1.0))
             fill = round(frac * bar_w)
@@ -90,7 +109,7 @@ class MapInfo(Static):
             text.append("━" * fill, style=rgb(CAR_COLOURS[p]))
             text.append("─" * (bar_w - fill), style="grey23")
             text.append(f"{100 * progress[p] / n:4.0f}%" + ("\n" if p == 0 else ""))
-        self.update(text)
+        return text
 
 
 __all__ = ["MapInfo", "TrackMapView"]
