@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 
 from engine.race.duel import FPS, Duel
 from engine.race.race_log import RaceLog
@@ -13,8 +14,9 @@ from engine.race.replay import replay
 from engine.race.track_map import LapProgress, car_positions, track_geometry
 from tui.app import make_app
 from tui.map_image import CAR_COLOURS, ROAD, MapPainter
+from tui.widgets.frame_view import CELL_PX
 from tui.widgets.knob_row import KnobRow
-from tui.widgets.track_map import MapInfo, TrackMapView
+from tui.widgets.track_map import GRAPHICS_MAP_PX, MapInfo, TrackMapView
 
 
 def test_lap_progress_and_gap_follow_a_real_race():
@@ -141,3 +143,31 @@ def test_replay_key_writes_a_record_that_replays(tmp_path):
     assert log.changes[0]["knobs"]["risk_aversion"] == 0.4
     result = replay(log)
     assert result.ok and result.verified == 60
+
+
+@pytest.mark.parametrize("graphics", ["kitty", "sixel"])
+def test_map_in_terminal_graphics_is_pixel_exact(graphics):
+    from tui.encoders import decode_kitty, decode_sixel
+
+    a = make_app(seed=7, device="cpu", renderer="fast", graphics=graphics, speed=None, truecolor=True,
+                 driver="autopilot")  # fmt: skip
+
+    async def script(pilot):
+        a.runner.step_n(100)
+        a.draw()
+        await pilot.pause(0.1)
+        view = a.query_one("#map", TrackMapView)
+        snap = a.runner.snapshot()
+        w, h = view.size
+        side = min(w * CELL_PX[0], h * CELL_PX[1], GRAPHICS_MAP_PX)
+        expected = MapPainter(snap.track, side).draw(snap.positions, on_top="AB".index(snap.gap[0]))
+        data = view.graphics(2)
+        payload = data[data.index("H", data.index("\x1b[?2026h\x1b[")) + 1 : -len("\x1b[?2026l\x1b8")]
+        if graphics == "kitty":
+            assert np.array_equal(decode_kitty(payload), expected)  # every pixel of the map, as painted
+        else:
+            pixels = decode_sixel(payload)
+            assert pixels.shape == expected.shape and np.abs(pixels.astype(int) - expected).max() <= 8
+        assert side > 2 * min(w, 2 * h)  # finer than half-block cells
+
+    drive(a, script)

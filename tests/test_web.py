@@ -93,7 +93,7 @@ def test_web_with_a_token_needs_it_on_the_page_and_the_websocket():
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium here (apt-get install chromium): the browser test needs it")
 def test_the_app_runs_in_a_real_browser(tmp_path):
-    pytest.importorskip("playwright", reason="the browser test drives Chromium with playwright (pip install playwright)")
+    pytest.importorskip("playwright", reason="the browser test drives Chromium with playwright (pip install it)")
     from PIL import Image
     from playwright.sync_api import sync_playwright
 

@@ -19,7 +19,7 @@ from engine.race.live import Snapshot
 from tui.map_image import CAR_COLOURS, MapPainter
 from tui.widgets.frame_view import CELL_PX, FrameView
 
-GRAPHICS_MAP_PX = 384  # largest side of a sixel / kitty map image, pixels
+GRAPHICS_MAP_PX = 640  # largest side of a sixel / kitty map image, pixels
 
 
 def rgb(colour: tuple[int, int, int]) -> str:
