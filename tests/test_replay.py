@@ -141,3 +141,31 @@ def test_model_race_recorded_by_the_cli_replays_identically_with_a_gif(tmp_path)
         if hits:
             break
     assert hits > 4
+
+
+def test_a_replay_with_other_weights_names_them(tmp_path):
+    from engine.world_model.manifest import WEIGHTS_DIR, file_sha256
+
+    record = tmp_path / "model.json"
+    with Duel(renderer="fast", device="cpu") as duel:
+        duel.reset(5)
+        for _ in range(30):
+            duel.step()
+        save_record(duel, record)
+    # other weights: controller B's file as controller A, every other file as shipped
+    other = tmp_path / "weights"
+    other.mkdir()
+    for f in WEIGHTS_DIR.iterdir():
+        if f.name not in ("controllerA.npz", "manifest.json"):
+            (other / f.name).symlink_to(f)
+    (other / "controllerA.npz").write_bytes((WEIGHTS_DIR / "controllerB.npz").read_bytes())
+    manifest = json.loads((WEIGHTS_DIR / "manifest.json").read_text())
+    manifest["files"]["controllerA.npz"]["sha256"] = file_sha256(other / "controllerA.npz")
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    result = run("replay", record, "--weights", other)
+    assert result.returncode == 1, result.stderr
+    err = result.stderr
+    assert "diverged at step" in err and "player A's" in err and "Traceback" not in err, err
+    assert "other weights: controller A (sha256" in err and "controllerA.npz (sha256" in err, err
+    assert "another CPU" not in err  # the same machine: only the weights differ
+    assert run("replay", record).returncode == 0  # and with the shipped weights it replays exactly

@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="GIF playback speed as a multiple of real time (default 1)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace an existing --gif file")
     p.add_argument("--device", choices=DEVICES, default=None, help="default: the device the race was recorded on")
+    p.add_argument("--weights", type=Path, default=None, metavar="DIR",
+                   help="race with the weights in DIR (default: the shipped weights/); their sha256 are compared "
+                   "with the record's")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
     p.set_defaults(handler=_replay)
 
@@ -79,7 +82,8 @@ def _replay(args: argparse.Namespace) -> int:
                 gif.on_step(duel, step)
 
         try:
-            result = replay(log, device=args.device, on_step=on_step)
+            result = replay(log, device=args.device, on_step=on_step,
+                            **({"weights_dir": args.weights} if args.weights else {}))  # fmt: skip
         except (KnobError, WeightsError) as e:
             print(f"vmc-duel replay: {args.file}: {e}", file=sys.stderr)
             return 2

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import os
 import shlex
+import socket
 import sys
 
 from engine.env.racing_env import RENDERERS, WEATHERS
@@ -24,6 +25,7 @@ DEFAULT_PORT = 8001
 TOKEN_ENV = "VMC_DUEL_TOKEN"  # as server.app's
 COOKIE = "vmc_duel_token"
 GUARDED = ("/", "/ws", "/download")  # path prefixes that need the token (everything but /static)
+WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "")  # every interface: the public address is this machine's name
 
 
 def _digest(value: str) -> bytes:
@@ -55,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"token the browser must give (default ${TOKEN_ENV}; needed unless the host is loopback; "
                    "prefer the variable: a command line is visible to other users)")  # fmt: skip
     p.add_argument("--public-url", default=None, metavar="URL",
-                   help="the address browsers use, when it is not http://HOST:PORT (a proxy, or --host 0.0.0.0)")
+                   help="the address browsers use, when it is not http://HOST:PORT (behind a proxy; default for "
+                   "--host 0.0.0.0: http://THIS-MACHINE'S-NAME:PORT)")
     p.add_argument("--seed", type=int, default=None, help="track seed of each new tab (default: a random one)")
     p.add_argument("--renderer", choices=RENDERERS, default="exact", help="observation renderer (default exact)")
     p.add_argument("--weather", choices=WEATHERS, default="clear", help="clear (default) or rain")
@@ -86,7 +89,10 @@ def make_server(args: argparse.Namespace, token: str | None):
 
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port must be in 1..65535, got {args.port}")
-    public = args.public_url or f"http://{args.host}:{args.port}"
+    host = args.host
+    if host in WILDCARD_HOSTS:  # the page's websocket address must be one browsers can reach
+        host = socket.getfqdn()
+    public = (args.public_url or f"http://{host}:{args.port}").rstrip("/")
     return GuardedServer(app_command(args), host=args.host, port=args.port, title="VMC Duel", public_url=public)
 
 
