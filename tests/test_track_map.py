@@ -3,10 +3,9 @@ replay key in the real app under Pilot (autopilot races: the same on every CPU).
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 import pytest
+from test_tui import drive as drive_app
 
 from engine.race.duel import FPS, Duel
 from engine.race.race_log import RaceLog
@@ -68,14 +67,6 @@ def app(record_dir=None):
     return a
 
 
-def drive(a, script, size=(80, 24)) -> None:
-    async def main():
-        async with a.run_test(size=size) as pilot:
-            await script(pilot)
-
-    asyncio.run(main())
-
-
 def colour_cells(view: TrackMapView, colour: tuple[int, int, int]) -> int:
     """Half-block cells of the map that show `colour` (top or bottom half)."""
     hexes = {"#{:02x}{:02x}{:02x}".format(*colour)}
@@ -120,7 +111,7 @@ def test_map_at_80x24_shows_both_cars_the_gap_and_hides_with_m():
         assert a.runner.snapshot().progress.min() > snap.progress.min()
         assert str(info.render()) != text
 
-    drive(a, script)
+    drive_app(a, script, size=(80, 24))
 
 
 def test_replay_key_writes_a_record_that_replays(tmp_path):
@@ -135,7 +126,7 @@ def test_replay_key_writes_a_record_that_replays(tmp_path):
         await pilot.press("w")  # a second one never replaces the first
         await pilot.pause(0.1)
 
-    drive(a, script)
+    drive_app(a, script, size=(80, 24))
     files = sorted((tmp_path / "replays").glob("duel-7-step60-*.json"))
     assert len(files) == 2
     log = RaceLog.load(files[0])
@@ -170,4 +161,4 @@ def test_map_in_terminal_graphics_is_pixel_exact(graphics):
             assert pixels.shape == expected.shape and np.abs(pixels.astype(int) - expected).max() <= 8
         assert side > 2 * min(w, 2 * h)  # finer than half-block cells
 
-    drive(a, script)
+    drive_app(a, script, size=(80, 24))

@@ -20,9 +20,9 @@ import sys
 
 from engine.env.racing_env import RENDERERS, WEATHERS
 from engine.world_model.runtime import DEVICES
+from server.app import TOKEN_ENV, is_loopback  # the same rule as `serve` (FastAPI is imported only when serving)
 
 DEFAULT_PORT = 8001
-TOKEN_ENV = "VMC_DUEL_TOKEN"  # as server.app's
 COOKIE = "vmc_duel_token"
 GUARDED = ("/", "/ws", "/download")  # path prefixes that need the token (everything but /static)
 WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "")  # every interface: the public address is this machine's name
@@ -30,17 +30,6 @@ WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "")  # every interface: the public ad
 
 def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
-
-
-def is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host in ("localhost", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def register(sub: argparse._SubParsersAction) -> None:
