@@ -87,6 +87,10 @@ def _replay(args: argparse.Namespace) -> int:
         except (KnobError, WeightsError) as e:
             print(f"vmc-duel replay: {args.file}: {e}", file=sys.stderr)
             return 2
+        except ValueError as e:  # the recorded device or precision is not available here
+            hint = f" (recorded on {h['device']}, {h['precision']}: try --device cpu)" if args.device is None else ""
+            print(f"vmc-duel replay: {args.file}: {e}{hint}", file=sys.stderr)
+            return 2
     if gif is not None:
         gif.save(args.gif, speedup=args.gif_speed)
     what = f"track {h['seed']} ({h['weather']}, {h['renderer']} renderer, {h['driver']} driver)"
