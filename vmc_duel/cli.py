@@ -99,7 +99,8 @@ def _add_tui(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tui",
         help="watch the duel live in the terminal and tune each player's knobs (the default command)",
-        description="Two cars race side by side, live; each player's knobs change while the race runs. Keys: space "
+        description="Two cars race on one track, live, with a map of both; each player's knobs change while the race "
+        "runs. Keys: space "
         "start/pause, r reset, n new track, s type a seed, tab move between knobs, arrows or +/- change a knob, "
         "Enter or a digit types a value, d defaults, v what the model sees, m the track map, t knobs / telemetry "
         "(where they share a drawer, as at 80x24), w save a replay, q quit; ctrl+p lists every command.",
