@@ -1,10 +1,11 @@
 """What the terminal app costs on top of the race: CPU and bytes written to the terminal.
 
-    python benchmarks/bench_tui.py [--seconds 10] [--rounds 3] [--graphics halfblock] [--out FILE]
+    python benchmarks/bench_tui.py [--seconds 10] [--rounds 3] [--graphics halfblock] [--size 120x40]
+                                   [--exe PATH] [--out FILE]
 
 Each round, side by side on the same track at real speed (50 steps/s):
 1. the engine alone: `vmc-duel race --speed realtime --steps N` (CPU from the child's rusage);
-2. the app: the real `vmc-duel` in tmux (120x40, truecolor), started with space, for the
+2. the app: the real `vmc-duel` in tmux (120x40 unless --size, truecolor), started with space, for the
    same N steps; its CPU from /proc, and every byte it writes to the terminal through
    tmux's pipe-pane.
 The app's own cost is (app CPU - engine CPU) per second of race. Medians over rounds.
@@ -49,13 +50,14 @@ def engine_alone(exe: str, seed: int, steps: int, renderer: str) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def app_in_tmux(exe: str, seed: int, steps: int, renderer: str, graphics: str) -> tuple[float, int, float]:
+def app_in_tmux(exe: str, seed: int, steps: int, renderer: str, graphics: str,
+                size: tuple[int, int] = (120, 40)) -> tuple[float, int, float]:  # fmt: skip
     """(CPU seconds, bytes written, wall seconds) of the app racing `steps` steps."""
     session = f"bench{os.getpid()}"
     log = Path(tempfile.mkstemp(suffix=".out")[1])
     cmd = (f"unset COLUMNS LINES; TERM=xterm-256color COLORTERM=truecolor exec {exe} --seed {seed} "
            f"--renderer {renderer} --graphics {graphics}")  # fmt: skip
-    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", "bash", "-c", cmd)
+    tmux("new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), "bash", "-c", cmd)
     try:
         pid = int(tmux("display-message", "-p", "-t", session, "#{pane_pid}").strip())
         deadline = time.monotonic() + 60
@@ -89,6 +91,10 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--renderer", default="exact")
     p.add_argument("--graphics", default="halfblock")
+    p.add_argument("--size", default="120x40", help="terminal columns x rows (default 120x40)")
+    p.add_argument("--exe", default=None,
+                   help="the vmc-duel to measure (default: the one next to this Python; a wrapper script measures a "
+                   "source tree)")  # fmt: skip
     p.add_argument("--out", type=Path, help="also write the JSON result here")
     p.add_argument("--force", action="store_true", help="replace --out")
     args = p.parse_args()
@@ -96,12 +102,17 @@ def main() -> int:
         raise SystemExit("bench_tui needs tmux (apt install tmux)")
     if args.out and args.out.exists() and not args.force:
         raise SystemExit(f"{args.out} exists: pass --force to replace it")
-    exe = shutil.which("vmc-duel", path=str(Path(sys.executable).parent)) or "vmc-duel"
+    exe = args.exe or shutil.which("vmc-duel", path=str(Path(sys.executable).parent)) or "vmc-duel"
+    try:
+        size = tuple(int(v) for v in args.size.lower().split("x"))
+        assert len(size) == 2 and min(size) > 0
+    except (ValueError, AssertionError):
+        raise SystemExit(f"--size {args.size!r}: give COLUMNSxROWS, such as 80x24") from None
     steps = int(args.seconds * STEPS_PER_SECOND)
     rounds = []
     for r in range(args.rounds):
         engine = engine_alone(exe, args.seed, steps, args.renderer)
-        cpu, written, wall = app_in_tmux(exe, args.seed, steps, args.renderer, args.graphics)
+        cpu, written, wall = app_in_tmux(exe, args.seed, steps, args.renderer, args.graphics, size)
         race_seconds = steps / STEPS_PER_SECOND
         rounds.append({"engine_cpu_s": engine, "app_cpu_s": cpu, "wall_s": wall,
                        "ui_cores": (cpu - engine) / race_seconds, "app_cores": cpu / race_seconds,
@@ -109,7 +120,7 @@ def main() -> int:
         print(f"round {r + 1}: engine {engine / race_seconds:.2f} cores, app {cpu / race_seconds:.2f} cores "
               f"-> UI {rounds[-1]['ui_cores']:.2f} cores; {written / wall / 1e6:.2f} MB/s to the terminal")  # fmt: skip
     result = {
-        "graphics": args.graphics, "renderer": args.renderer, "terminal": "tmux 120x40, truecolor",
+        "graphics": args.graphics, "renderer": args.renderer, "terminal": f"tmux {size[0]}x{size[1]}, truecolor",
         "race_seconds": steps / STEPS_PER_SECOND, "rounds": rounds,
         "machine": {**hardware_info(), "cores": os.cpu_count()},
         **{f"median_{k}": statistics.median(r[k] for r in rounds)

@@ -3,18 +3,24 @@
 A thin `App`: the race runs in `engine.race.live.RaceRunner`'s worker thread; a 30 Hz timer
 draws the latest snapshot (only when it changed); keys become runner commands. Layout
 and widgets live in tui/widgets/, the look in app.tcss. `make_app()` builds it for tests.
+
+Layout: the two players stacked on the left (a square frame beside the knobs, so every knob
+keeps its name, value and bar at 80x24), the track map on the right. `on_resize` sizes the
+frames and the map to the terminal, and makes the knob column a drawer (`t` swaps knobs and
+telemetry) when a player's row is too short for both.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -28,10 +34,14 @@ from tui.widgets.knob_row import KnobRow
 from tui.widgets.player_panel import PlayerPanel
 from tui.widgets.race_header import RaceHeader
 from tui.widgets.seed_screen import SeedScreen
+from tui.widgets.track_map import MapInfo, TrackMapView
 
 DRAW_HZ = 30  # screen updates per second, at most
 MIN_SIZE = (60, 20)  # columns, rows: below this the panels do not fit and the app says so
 GRAPHICS = ("auto", "halfblock", "sixel", "kitty", "ascii")
+MAP_WIDTH = (26, 48)  # columns of the map pane, at least and at most (a third of the terminal between)
+FULL_ROW = 18  # rows a player's row needs for knobs, sparkline and telemetry together; below: a drawer
+RECORD_DIR = Path("replays")  # where `w` writes race records (relative to the working directory)
 
 
 class DuelApp(App):
@@ -47,11 +57,14 @@ class DuelApp(App):
         Binding("s", "type_seed", "seed"),
         Binding("d", "defaults", "defaults"),
         Binding("v", "toggle_view", "model view"),
+        Binding("m", "toggle_map", "map"),
+        Binding("t", "toggle_telemetry", "telemetry"),
+        Binding("w", "write_record", "save replay"),
         Binding("q", "quit", "quit"),
     ]
 
     def __init__(self, runner: RaceRunner, graphics: str = "auto", truecolor: bool | None = None,
-                 draw_hz: float = DRAW_HZ):  # fmt: skip
+                 draw_hz: float = DRAW_HZ, record_dir: Path = RECORD_DIR):  # fmt: skip
         super().__init__()
         if graphics not in GRAPHICS:
             raise ValueError(f"graphics {graphics!r} is not one of {', '.join(GRAPHICS)}")
@@ -61,7 +74,7 @@ class DuelApp(App):
             from tui.halfblock import detect_truecolor
 
             truecolor = detect_truecolor(os.environ)
-        self.truecolor, self.draw_hz = truecolor, draw_hz
+        self.truecolor, self.draw_hz, self.record_dir = truecolor, draw_hz, Path(record_dir)
         self.model_view = False
         self._drawn_version = -1
         self._decoder = None
@@ -69,10 +82,14 @@ class DuelApp(App):
     def compose(self) -> ComposeResult:
         yield RaceHeader(id="header")
         snap = self.runner.snapshot()
-        with Horizontal(id="players"):
-            for p, name in enumerate(PLAYERS):
-                yield PlayerPanel(p, name, self.runner.duel.bounds, snap.knobs[p], self.graphics, self.truecolor,
-                                  id=f"player-{name}")  # fmt: skip
+        with Horizontal(id="main"):
+            with Vertical(id="players"):
+                for p, name in enumerate(PLAYERS):
+                    yield PlayerPanel(p, name, self.runner.duel.bounds, snap.knobs[p], self.graphics, self.truecolor,
+                                      id=f"player-{name}")  # fmt: skip
+            with Vertical(id="map-pane"):
+                yield TrackMapView(self.graphics, self.truecolor, id="map")
+                yield MapInfo(id="map-info")
         yield Static(id="summary")
         yield Static(id="too-small")
         yield Footer()
@@ -88,11 +105,29 @@ class DuelApp(App):
         w, h = self.size
         small = w < MIN_SIZE[0] or h < MIN_SIZE[1]
         self.screen.set_class(small, "too-small")
+        self._fit(w, h)
         if small and self.screen.query("#too-small"):
             self.screen.query_one("#too-small", Static).update(
                 f"The terminal is {w}x{h}: VMC Duel needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]} (80x24 is comfortable). "
                 "Enlarge it; the race carries on meanwhile (space pauses, q quits)."
             )
+
+    def _fit(self, w: int, h: int) -> None:
+        """Size the map pane and the frames to a w x h terminal; a drawer when a player's row is short."""
+        try:
+            screen = self.screen_stack[0]
+            pane = screen.query_one("#map-pane")
+            panels = [screen.query_one(f"#player-{name}", PlayerPanel) for name in PLAYERS]
+        except (NoMatches, IndexError):
+            return
+        map_w = min(max(w // 3, MAP_WIDTH[0]), MAP_WIDTH[1])
+        pane.styles.width = map_w
+        screen.query_one("#map", TrackMapView).styles.height = max(min((map_w - 1) // 2, h - 8), 4)  # square
+        players_w = w - (0 if screen.has_class("map-hidden") else map_w)
+        body = max((h - 2) // 2 - 1, 1)  # header and footer; a title row per player
+        screen.set_class(body < FULL_ROW, "drawer")
+        for panel in panels:
+            panel.fit_frame(body, players_w)
 
     def on_unmount(self) -> None:
         self.runner.close()
@@ -107,6 +142,8 @@ class DuelApp(App):
             header = self.screen_stack[0].query_one(RaceHeader)
             panels = [self.screen_stack[0].query_one(f"#player-{name}", PlayerPanel) for name in PLAYERS]
             summary = self.screen_stack[0].query_one("#summary", Static)
+            track_map = self.screen_stack[0].query_one("#map", TrackMapView)
+            map_info = self.screen_stack[0].query_one("#map-info", MapInfo)
         except (NoMatches, IndexError):  # not mounted yet, or shutting down: the next tick draws
             return
         self._drawn_version = snap.version
@@ -115,6 +152,9 @@ class DuelApp(App):
         for p, panel in enumerate(panels):  # which controller drives: file, generation, sha256 prefix
             info = snap.controller_info[p]["short"] if snap.controller_info else snap.controllers[p]
             panel.show(snap, frames[p], info)
+        if track_map.display:
+            track_map.show_snapshot(snap)
+            map_info.show(snap)
         if self.graphics in ("sixel", "kitty"):
             self.call_after_refresh(self._write_graphics)
         summary.set_class(snap.status == "finished", "shown")
@@ -124,6 +164,7 @@ class DuelApp(App):
     def _write_graphics(self) -> None:
         """Sixel / kitty frames go straight to the terminal, after Textual's own update."""
         data = "".join(self.query_one(f"#frame-{p}", FrameView).graphics(p) for p in range(len(PLAYERS)))
+        data += self.query_one("#map", TrackMapView).graphics(len(PLAYERS))
         if data and self._driver is not None:
             self._driver.write(data)
 
@@ -182,6 +223,30 @@ class DuelApp(App):
         self.notify("what the model sees (VAE reconstruction)" if self.model_view else "camera view")
         self.draw(force=True)
 
+    def action_toggle_map(self) -> None:
+        self.screen_stack[0].toggle_class("map-hidden")
+        self.on_resize()
+        self.draw(force=True)
+
+    def action_toggle_telemetry(self) -> None:
+        self.screen_stack[0].toggle_class("show-telemetry")
+
+    def action_write_record(self) -> None:
+        """Write the race so far as a record for `vmc-duel replay` (a new file, never one that exists)."""
+        snap = self.runner.snapshot()
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = self.record_dir / f"duel-{snap.seed}-step{snap.step}-{stamp}.json"
+        k = 1
+        while path.exists():
+            k += 1
+            path = self.record_dir / f"duel-{snap.seed}-step{snap.step}-{stamp}-{k}.json"
+        try:
+            self.runner.save_record(path)
+        except (OSError, RuntimeError) as e:
+            self.notify(f"could not save the replay: {e}", severity="error", timeout=6)
+            return
+        self.notify(f"replay saved: {path} (vmc-duel replay {path})")
+
     def on_knob_row_changed(self, message: KnobRow.Changed) -> None:
         row = message.row
         value = message.value
@@ -209,6 +274,10 @@ class DuelApp(App):
         yield SystemCommand("Type a seed", "Choose the track by its seed", self.action_type_seed)
         yield SystemCommand("Restore defaults", "Knobs back to their defaults", self.action_defaults)
         yield SystemCommand("Model view", "Show what the model sees (VAE reconstruction)", self.action_toggle_view)
+        yield SystemCommand("Track map", "Show or hide the track map", self.action_toggle_map)
+        yield SystemCommand("Telemetry", "Swap knobs and telemetry where they share a drawer",
+                            self.action_toggle_telemetry)  # fmt: skip
+        yield SystemCommand("Save replay", "Write this race to a file for `vmc-duel replay`", self.action_write_record)
 
 
 def make_app(seed: int | None = None, device: str = "auto", weather: str = "clear", graphics: str = "auto",

@@ -26,6 +26,8 @@ from engine.env.racing_env import RENDERERS, WEATHERS
 from engine.race.selection import add_controller_arguments, resolve_controllers
 from engine.world_model.runtime import DEVICES, PRECISIONS
 from vmc_duel.league import register as register_league
+from vmc_duel.replay_cmd import register as register_replay
+from vmc_duel.web import register as register_web
 
 
 def _add_race(sub: argparse._SubParsersAction) -> None:
@@ -60,6 +62,10 @@ def _add_race(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON lines (start, telemetry every second, result)")
     add_controller_arguments(p)
+    p.add_argument("--record", type=Path, metavar="FILE",
+                   help="write the race record here (JSON: settings, weights sha256, knobs, every step's actions) "
+                   "for `vmc-duel replay FILE`")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="replace an existing --record file")
     p.set_defaults(handler=_race)
 
 
@@ -87,6 +93,8 @@ def _race(args: argparse.Namespace) -> int:
             precision=args.precision,
             speed=args.speed,
             json_lines=args.json,
+            record=args.record,
+            force=args.force,
         )
     except (KnobError, WeightsError, ControllerError) as e:
         print(f"vmc-duel race: {e}", file=sys.stderr)
@@ -101,9 +109,11 @@ def _add_tui(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tui",
         help="watch the duel live in the terminal and tune each player's knobs (the default command)",
-        description="Two cars race side by side, live; each player's knobs change while the race runs. Keys: space "
+        description="Two cars race on one track, live, with a map of both; each player's knobs change while the race "
+        "runs. Keys: space "
         "start/pause, r reset, n new track, s type a seed, tab move between knobs, arrows or +/- change a knob, "
-        "Enter or a digit types a value, d defaults, v what the model sees, q quit; ctrl+p lists every command.",
+        "Enter or a digit types a value, d defaults, v what the model sees, m the track map, t knobs / telemetry "
+        "(where they share a drawer, as at 80x24), w save a replay, q quit; ctrl+p lists every command.",
     )
     p.add_argument("--seed", type=int, default=None, help="track seed (default: a random one)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA when available, default), cpu, cuda")
@@ -310,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     _add_serve(sub)
     _add_health(sub)
     _add_bench(sub)
+    register_replay(sub)
+    register_web(sub)
     for ep in entry_points(group="vmc_duel.commands"):
         ep.load()(sub)
     argv = list(sys.argv[1:] if argv is None else argv)

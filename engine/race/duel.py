@@ -30,6 +30,7 @@ from engine.policy.controller import ControllerInfo
 from engine.policy.knobs import Knobs, load_bounds
 from engine.policy.players import Players, invariants_array, load_controllers
 from engine.policy.strategy import REGIMES
+from engine.race.race_log import RaceLog, provenance
 from engine.world_model.manifest import WEIGHTS_DIR
 
 PLAYERS = ("A", "B")
@@ -118,7 +119,9 @@ class Duel:
             raise ValueError(f"knobs: give 2 (A, B) or {n}, got {len(knobs)}")
         self.knobs = list(knobs)
         paths = controller_paths(controllers, weights_dir)
-        W, b, self.controller_meta = load_controllers(paths, weights_dir)
+        self.controller_paths, self.weights_dir = list(paths), Path(weights_dir)
+        self.max_episode_steps = max_episode_steps
+        W, b, self.controller_meta = load_controllers(list(paths), weights_dir)
         names = list(controller_names or [None] * len(PLAYERS))
         self.controller_info = [ControllerInfo.from_file(path, meta, name)
                                 for path, meta, name in zip(paths, self.controller_meta, names)]  # fmt: skip
@@ -138,6 +141,9 @@ class Duel:
         self.seeds: list[int] = []
         self.running = False
         self._slip = np.zeros(n)
+        self.last_actions = np.zeros((n, 3))  # what each car was given on the last step
+        self.log: RaceLog | None = None  # the record of a single duel since its reset (engine.race.race_log)
+        self._provenance: dict[str, Any] | None = None
 
     # -- control -------------------------------------------------------------------------
     def reset(self, seed: int | Sequence[int] | None = None) -> list[int]:
@@ -156,7 +162,16 @@ class Duel:
         for p in range(2 * self.duels):
             self.telemetry[p] = PlayerTelemetry(speed=float(info["speed"][p]), track_tiles=int(info["track_tiles"][p]))
         self.running = False
+        if self.duels == 1:
+            self.log = RaceLog(self._record_header(seeds[0]), [dict(k.values) for k in self.knobs])
         return seeds
+
+    def _record_header(self, seed: int) -> dict[str, Any]:
+        if self._provenance is None:  # the files and versions do not change while the duel lives
+            self._provenance = provenance(self.weights_dir, self.controller_paths)
+        return {"seed": int(seed), "weather": self.weather, "renderer": self.renderer, "driver": self.driver,
+                "max_episode_steps": self.max_episode_steps, "device": self.players.world.device,
+                "precision": self.players.world.precision, **self._provenance}  # fmt: skip
 
     def start(self) -> None:
         self.running = not self.finished
@@ -170,6 +185,8 @@ class Duel:
         p = PLAYERS.index(player) if isinstance(player, str) else int(player)
         self.knobs[p].update(changes, where=where)
         self.players.knobs[p] = self.knobs[p].as_array()
+        if self.log is not None:
+            self.log.knobs_changed(max(t.step for t in self.telemetry), p, self.knobs[p].values)
 
     # -- the race ------------------------------------------------------------------------
     def step(self) -> list[PlayerTelemetry]:
@@ -185,6 +202,9 @@ class Duel:
         else:
             actions = self.players.act(self.vec.obs, self._slip, self.wet)
         res = self.vec.step(actions)
+        self.last_actions = actions
+        if self.log is not None:
+            self.log.add_step(actions)
         self._record(actions, res, range(2 * self.duels))
         if self.finished:
             self.running = False
@@ -228,6 +248,7 @@ class Duel:
                 if on_step is not None:
                     on_step(done_steps)
             return done_steps
+        self.log = None  # the two halves step apart: no per-step record of a pipelined run
         actions = np.zeros((2 * self.duels, 3))
         count = [0, 0]  # steps each half has raced
 

@@ -71,12 +71,18 @@ def run_race(
     controller_a: Path | None = None,
     controller_b: Path | None = None,
     weights_dir: Path = WEIGHTS_DIR,
+    record: Path | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Race A against B on track `seed` (random when None) until both cars end, or for
     `steps` steps; print telemetry to `out` (text, or JSON lines); return the summary.
     controller_a / controller_b: controller files (default weights_dir's controllerA.npz / controllerB.npz);
-    weights_dir: the world model and its manifest (default the shipped weights/)."""
+    weights_dir: the world model and its manifest (default the shipped weights/).
+    With `record`, write the race record there (engine.race.race_log; `force` replaces a file)."""
     factor = parse_speed(speed)
+    record_to = None if record is None else Path(record)  # (`record` names each telemetry line below)
+    if record_to is not None and record_to.exists() and not force:
+        raise ValueError(f"--record {record_to} already exists: pass --force to replace it")
     if steps is not None and not 1 <= steps <= MAX_EPISODE_STEPS:
         raise ValueError(f"--steps must be in 1..{MAX_EPISODE_STEPS}, got {steps}")
     bounds = load_bounds()
@@ -107,6 +113,10 @@ def run_race(
                 if lag > 0:
                     time.sleep(lag)
         wall = time.perf_counter() - start
+        if record_to is not None:
+            from engine.race.replay import save_record
+
+            save_record(duel, record_to, force=force)
         summary = duel.result()
         for name, label in controllers.items():
             summary["players"][name]["controller"] = label
@@ -114,8 +124,11 @@ def run_race(
         summary.update({"event": "result", "renderer": renderer, "weather": weather, "steps": n,
                         "wall_seconds": wall, "steps_per_second": n / wall if wall > 0 else float("inf"),
                         "hardware": hardware_info()})  # fmt: skip
+    if record_to is not None:
+        summary["record"] = str(record_to)
+    recorded = f"\nrecorded to {record_to} (vmc-duel replay {record_to})" if record_to else ""
     _emit(out, json_lines, summary, _table(summary) + f"\n{n} steps in {wall:.1f} s ({summary['steps_per_second']:.0f}"
-          " duel steps/s)")  # fmt: skip
+          " duel steps/s)" + recorded)  # fmt: skip
     return summary
 
 

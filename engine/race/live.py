@@ -24,6 +24,7 @@ import numpy as np
 
 from engine.policy.knobs import KnobError
 from engine.race.duel import FPS, PLAYERS, SEED_RANGE, Duel
+from engine.race.track_map import LapProgress, TrackGeometry, car_positions, track_geometry
 from engine.world_model.manifest import WEIGHTS_DIR
 
 HISTORY = 1000  # reward samples kept per player for the sparkline (one episode)
@@ -47,6 +48,10 @@ class Snapshot:
     weather: str
     controllers: list[str] = field(default_factory=list)  # per player: PLACEHOLDER or how it was trained
     controller_info: list[dict[str, Any]] = field(default_factory=list)  # per player: ControllerInfo.as_dict()
+    track: TrackGeometry | None = None  # the track's outline (the same object until the next reset)
+    positions: np.ndarray | None = None  # (2, 2) float64, each car's world position (metres)
+    progress: np.ndarray | None = None  # (2,) float64, tiles along the lap (unwrapped)
+    gap: tuple[str | None, float, float] = (None, 0.0, 0.0)  # (leader, tiles, seconds) along the track
 
 
 class RaceRunner:
@@ -120,6 +125,7 @@ class RaceRunner:
                 raise ValueError(f"seed must be in 0..{2**32 - 1}, got {seed}")
             self.duel.reset(int(seed))
             self._filled = [0, 0]
+            self.lap = LapProgress(track_geometry(self.duel.vec.local_envs()[0], int(seed)))
             self._publish()
             return int(seed)
 
@@ -142,6 +148,13 @@ class RaceRunner:
         with self._lock:
             self.duel.set_knobs(player, self.duel.bounds.defaults(), where=f"player {PLAYERS[player]}")
             self._publish()
+
+    def save_record(self, path: Path, force: bool = False) -> Path:
+        """Write this race so far (since its reset) as a race record (engine.race.race_log), for `vmc-duel replay`."""
+        from engine.race.replay import save_record
+
+        with self._lock:
+            return save_record(self.duel, path, force=force)
 
     def step_n(self, n: int) -> None:
         """Step `n` times now, in this thread (tests, and single-stepping while paused)."""
@@ -180,6 +193,7 @@ class RaceRunner:
 
     def _step(self) -> None:
         self.duel.step()
+        self.lap.update(max(t.step for t in self.duel.telemetry), car_positions(self.duel.vec.local_envs()))
         for p, t in enumerate(self.duel.telemetry):
             if self._filled[p] < min(t.step, HISTORY):
                 self._rewards[p, self._filled[p]] = t.reward
@@ -191,6 +205,7 @@ class RaceRunner:
 
     def _build(self) -> Snapshot:
         d = self.duel
+        lead, tiles, seconds = self.lap.gap()
         if d.finished:
             status = "finished"
         elif d.running:
@@ -203,7 +218,9 @@ class RaceRunner:
             rewards=[self._rewards[p, : self._filled[p]].copy() for p in range(2)],
             knobs=[dict(k.values) for k in d.knobs],
             leader=d.leader(), winner=(d.winner() or "draw") if d.finished else None, weather=self.weather,
-            controllers=self.controllers, controller_info=self.controller_info,
+            controllers=self.controllers, controller_info=self.controller_info, track=self.lap.geometry,
+            positions=car_positions(d.vec.local_envs()), progress=self.lap.progress.copy(),
+            gap=(None if lead is None else PLAYERS[lead], tiles, seconds),
         )  # fmt: skip
 
 
