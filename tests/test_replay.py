@@ -169,3 +169,25 @@ def test_a_replay_with_other_weights_names_them(tmp_path):
     assert "other weights: controller A (sha256" in err and "controllerA.npz (sha256" in err, err
     assert "another CPU" not in err  # the same machine: only the weights differ
     assert run("replay", record).returncode == 0  # and with the shipped weights it replays exactly
+
+
+def test_a_race_of_other_controller_files_replays_with_them(tmp_path):
+    from engine.world_model.manifest import WEIGHTS_DIR
+
+    with np.load(WEIGHTS_DIR / "controllerA.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["b"] = arrays["b"] + np.array([0.0, 0.5, 0.0], arrays["b"].dtype)  # more gas: another driver
+    mine = tmp_path / "mine.npz"
+    np.savez(mine, **arrays)
+    record = tmp_path / "mine.json"
+    with Duel(controllers=[mine, WEIGHTS_DIR / "controllerB.npz"], renderer="fast", device="cpu") as duel:
+        duel.reset(5)
+        for _ in range(30):
+            duel.step()
+        save_record(duel, record)
+    shipped = run("replay", record)  # the shipped A is another driver: it diverges and says how to fix it
+    assert shipped.returncode == 1 and "other weights: controller A (sha256" in shipped.stderr, shipped.stderr
+    assert "--controller-a" in shipped.stderr and "Traceback" not in shipped.stderr
+    result = run("replay", record, "--controller-a", mine, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["verified"] == 30

@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from engine.race.selection import add_controller_arguments
 from engine.world_model.runtime import DEVICES
 
 
@@ -34,9 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="GIF playback speed as a multiple of real time (default 1)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace an existing --gif file")
     p.add_argument("--device", choices=DEVICES, default=None, help="default: the device the race was recorded on")
-    p.add_argument("--weights", type=Path, default=None, metavar="DIR",
-                   help="race with the weights in DIR (default: the shipped weights/); their sha256 are compared "
-                   "with the record's")  # fmt: skip
+    add_controller_arguments(p)  # a race recorded with other controller files replays with the same ones
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
     p.set_defaults(handler=_replay)
 
@@ -44,9 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _replay(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn
 
+    from engine.policy.controller import ControllerError
     from engine.policy.knobs import KnobError
     from engine.race.race_log import RaceLog, RecordError
     from engine.race.replay import replay
+    from engine.race.selection import resolve_controllers
     from engine.world_model.manifest import WeightsError
 
     if args.gif is not None:
@@ -82,9 +83,10 @@ def _replay(args: argparse.Namespace) -> int:
                 gif.on_step(duel, step)
 
         try:
-            result = replay(log, device=args.device, on_step=on_step,
-                            **({"weights_dir": args.weights} if args.weights else {}))  # fmt: skip
-        except (KnobError, WeightsError) as e:
+            controllers, weights_dir = resolve_controllers(args.controller_a, args.controller_b, args.weights)
+            result = replay(log, weights_dir=weights_dir, controllers=controllers, device=args.device,
+                            on_step=on_step)  # fmt: skip
+        except (KnobError, WeightsError, ControllerError) as e:
             print(f"vmc-duel replay: {args.file}: {e}", file=sys.stderr)
             return 2
         except ValueError as e:  # the recorded device or precision is not available here

@@ -11,7 +11,7 @@ AVX2-only one (README, Determinism), and that is reported, not raised.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,9 @@ def differences(recorded: dict[str, Any], here: dict[str, Any]) -> list[str]:
     changed = sorted(n for n in set(rw) | set(hw) if rw.get(n) != hw.get(n))
     if changed:
         out.append("other weights: " + ", ".join(f"{n} (sha256 {str(hw.get(n))[:12]} here, {str(rw.get(n))[:12]} "
-                                                  "recorded)" for n in changed))  # fmt: skip
+                                                  "recorded)" for n in changed)
+                   + ("; race the recorded controller files with --controller-a / --controller-b"
+                      if any(n.startswith("controller ") for n in changed) else ""))  # fmt: skip
     rv, hv = recorded.get("versions", {}), here.get("versions", {})
     changed = sorted(n for n in set(rv) | set(hv) if rv.get(n) != hv.get(n))
     if changed:
@@ -97,7 +99,8 @@ def differences(recorded: dict[str, Any], here: dict[str, Any]) -> list[str]:
 
 
 def replay(log: RaceLog, weights_dir: Path = WEIGHTS_DIR, device: str | None = None,
-           on_step: Callable[[Duel, int], None] | None = None) -> ReplayResult:  # fmt: skip
+           on_step: Callable[[Duel, int], None] | None = None,
+           controllers: Sequence[Path] | None = None) -> ReplayResult:  # fmt: skip
     """Race `log` again and compare each step's actions with the record.
 
     Args:
@@ -105,6 +108,8 @@ def replay(log: RaceLog, weights_dir: Path = WEIGHTS_DIR, device: str | None = N
         weights_dir: the weights to race with (their sha256 are compared with the record's).
         device: None: the recorded device; or auto, cpu, cuda.
         on_step: called with (duel, step) after the start (step 0) and after every step that matched.
+        controllers: the controller files (A, B) to race (default: weights_dir's controllerA/B.npz); their
+            sha256 are compared with the record's too.
     """
     h = log.header
     bounds = load_bounds()
@@ -114,8 +119,8 @@ def replay(log: RaceLog, weights_dir: Path = WEIGHTS_DIR, device: str | None = N
         k.update(values, where=f"the record's starting knobs of player {PLAYERS[p]}")
         knobs.append(k)
     recorded = log.actions
-    with Duel(knobs=knobs, renderer=h["renderer"], weather=h["weather"], device=device or h["device"],
-              precision=h["precision"], weights_dir=weights_dir, driver=h["driver"],
+    with Duel(controllers=controllers, knobs=knobs, renderer=h["renderer"], weather=h["weather"],
+              device=device or h["device"], precision=h["precision"], weights_dir=weights_dir, driver=h["driver"],
               max_episode_steps=h["max_episode_steps"]) as duel:  # fmt: skip
         duel.reset(h["seed"])
         diff = differences(h, duel.log.header)
