@@ -113,6 +113,12 @@ class DuelCarRacing(CarRacing):
             return self._renderer.render(self)
         return super()._render(mode)
 
+    def close(self) -> None:
+        super().close()
+        # The renderer holds pygame's font file open; the env itself may live on in a reference cycle
+        # until the garbage collector runs, so let the font go now (a soak of many duels leaked one fd each).
+        self._renderer = None
+
     # -- telemetry -----------------------------------------------------------------------
     def telemetry(self) -> dict[str, Any]:
         """Per-step numbers for the duel: speed (m/s), slip (rad), off_track (all four
