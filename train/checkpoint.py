@@ -9,6 +9,24 @@ from pathlib import Path
 import torch
 
 
+def torch_load(path: Path, what: str):
+    """torch.load(path, weights_only=True); ValueError naming the file when it is missing, a directory,
+    truncated or not a torch file (never a traceback from the unpickler)."""
+    import pickle
+    import zipfile
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: no {what} found")
+    if path.is_dir():
+        raise ValueError(f"{path}: a directory, not a {what}")
+    try:
+        return torch.load(path, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        reason = " ".join(str(e).split())[:160]
+        raise ValueError(f"{path}: not a readable {what} (truncated or not a torch file: {reason})") from None
+
+
 def resume(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, epochs: int, what: str) -> list[dict]:
     """Load `path` into model and optimiser if it exists; returns the epoch history so far.
 
@@ -16,10 +34,10 @@ def resume(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, epoch
     already has `epochs` epochs (more epochs continue it; --force starts over)."""
     if not path.exists():
         return []
-    ckpt = torch.load(path, weights_only=True)
+    ckpt = torch_load(path, f"{what} checkpoint")
     try:
         model.load_state_dict(ckpt["model"])
-    except (RuntimeError, KeyError) as e:
+    except (RuntimeError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: not a checkpoint of this {what} ({str(e)[:200]}); --force starts over") from None
     opt.load_state_dict(ckpt["optimizer"])
     history = json.loads(ckpt["history"])

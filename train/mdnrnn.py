@@ -41,8 +41,9 @@ def load_vae(path: Path) -> VAE:
     if not Path(path).exists():
         raise ValueError(f"{path}: no VAE weights (run `vmc-duel train vae` first)")
     vae = VAE(VAEConfig())
+    state = checkpoint.torch_load(path, "VAE weights file")
     try:
-        vae.load_state_dict(torch.load(path, weights_only=True))
+        vae.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: not weights of this VAE architecture ({str(e)[:200]})") from None
     return vae.eval()
@@ -201,6 +202,7 @@ def train_mdnrnn(cfg: TrainMDNRNNConfig, force: bool = False) -> dict:
     model = MDNRNN(MDNRNNConfig())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history = checkpoint.resume(ckpt_path, model, opt, cfg.epochs, "MDN-RNN") if not force else []
+    load_vae(cfg.vae)  # a missing or broken VAE file is named now, before any data is read
     episodes = encode_episodes(cfg)
     train = [e for e in episodes if e["index"] % VAL_EVERY != VAL_EVERY - 1]
     val = [e for e in episodes if e["index"] % VAL_EVERY == VAL_EVERY - 1]
