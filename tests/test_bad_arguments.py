@@ -111,11 +111,6 @@ CASES = [
     ("race --knobs-a {truncated_yaml}", 2, "{truncated_yaml}"),
     ("race --knobs-a {list_yaml}", 2, "{list_yaml}"),
     ("race --knobs-a {nan_knobs}", 2, "{nan_knobs}"),
-    ("race --weights {missing}", 2, "{missing}"),
-    ("race --weights {file}", 2, "{file}"),
-    ("race --weights {w_missing}", 2, "world_model.onnx"),
-    ("race --weights {w_swapped}", 2, "controllerA.npz"),
-    ("race --weights {w_truncated_onnx} --device cpu --precision fp32", 2, "world_model.onnx"),
     # tui (fails before the app opens)
     ("tui --seed -1", 2, "--seed"),
     (f"tui --seed {HUGE}", 2, "--seed"),
@@ -137,7 +132,6 @@ CASES = [
     ("tournament --tracks 2 --processes 1 --knobs-a {binary}", 2, "{binary}"),
     ("tournament --tracks 2 --processes 1 --knobs-b {dir}", 2, "{dir}"),
     ("tournament --tracks 2 --processes 1 --address auto", 2, "--address"),
-    ("tournament --tracks 2 --processes 1 --weights {w_swapped}", 2, "controllerA.npz"),
     # serve (fails before binding)
     ("serve --port -1", 2, "--port"),
     ("serve --port 70000", 2, "--port"),
@@ -238,7 +232,7 @@ def test_bad_argument(argv: str, status: int, names: str, files: dict[str, Path]
 
 
 SAMPLE = ["race --seed -1", "train controller --sigma0 nan", "tournament --tracks 2 --processes 1 --out {file}",
-          "race --weights {w_truncated_onnx} --device cpu --precision fp32"]  # fmt: skip
+          "health --weights {w_swapped}"]  # fmt: skip
 
 
 @pytest.mark.parametrize("argv", SAMPLE)
@@ -252,6 +246,18 @@ def test_sweep_in_a_real_process(argv: str, files: dict[str, Path], tmp_path) ->
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == status, proc.stderr
     assert expand(names, files) in proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("weights, names", [("w_missing", "world_model.onnx"), ("w_swapped", "controllerA.npz"),
+                                            ("w_truncated_onnx", "world_model.onnx")])  # fmt: skip
+def test_broken_weights_directory_is_named(weights: str, names: str, files: dict[str, Path]) -> None:
+    """A duel on a weights directory with a file missing, two files swapped, or a truncated .onnx (its sha256
+    updated in the manifest, so only onnxruntime can tell): WeightsError naming the file, no worker left."""
+    from engine.race.duel import Duel
+    from engine.world_model.manifest import WeightsError
+
+    with pytest.raises(WeightsError, match=names):
+        Duel(weights_dir=files[weights], device="cpu", precision="fp32", renderer="fast").close()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

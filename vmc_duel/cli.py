@@ -58,25 +58,7 @@ def _add_race(sub: argparse._SubParsersAction) -> None:
         "or a factor of real time such as 2",
     )
     p.add_argument("--json", action="store_true", help="print JSON lines (start, telemetry every second, result)")
-    _add_weights(p)
     p.set_defaults(handler=_race)
-
-
-def _add_weights(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", type=Path, default=None, metavar="DIR",
-                   help="weights directory with manifest.json (default: the shipped weights/)")  # fmt: skip
-
-
-def _weights_dir(args: argparse.Namespace) -> Path:
-    """--weights, checked to be a directory; the shipped weights/ without it."""
-    from engine.world_model.manifest import WEIGHTS_DIR
-
-    if args.weights is None:
-        return WEIGHTS_DIR
-    if not args.weights.is_dir():
-        what = "not a directory" if args.weights.exists() else "no such directory"
-        raise ValueError(f"--weights {args.weights}: {what}")
-    return args.weights
 
 
 def _race(args: argparse.Namespace) -> int:
@@ -97,7 +79,6 @@ def _race(args: argparse.Namespace) -> int:
             precision=args.precision,
             speed=args.speed,
             json_lines=args.json,
-            weights_dir=_weights_dir(args),
         )
     except (KnobError, WeightsError) as e:
         print(f"vmc-duel race: {e}", file=sys.stderr)
@@ -177,7 +158,6 @@ def _add_tournament(sub: argparse._SubParsersAction) -> None:
                    "(default data/tournaments/RENDERER_WEATHER_SEEDSTART_TRACKS)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace results already in --out")
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
-    _add_weights(p)
     p.set_defaults(handler=_tournament)
 
 
@@ -186,7 +166,6 @@ def _tournament(args: argparse.Namespace) -> int:
 
     from engine.policy.knobs import KnobError, Knobs, load_bounds, load_knobs_file
     from engine.race.tournament import format_summary, run_tournament, write_outputs
-    from engine.world_model.manifest import WeightsError, load_manifest
 
     out = args.out or Path("data/tournaments") / f"{args.renderer}_{args.weather}_{args.seed_start}_{args.tracks}"
     if out.exists() and not out.is_dir():
@@ -194,7 +173,6 @@ def _tournament(args: argparse.Namespace) -> int:
     if args.seed_start + args.tracks - 1 > SEED_MAX:
         raise ValueError(f"--seed-start {args.seed_start} with --tracks {args.tracks} runs past the last seed "
                          f"{SEED_MAX}")  # fmt: skip
-    weights_dir = _weights_dir(args)
     for name in ("tournament.json", "tournament.png"):
         if (out / name).exists() and not args.force:
             raise ValueError(f"{out / name} already exists: pass --force to replace it")
@@ -219,9 +197,7 @@ def _tournament(args: argparse.Namespace) -> int:
     bounds = load_bounds()
     try:
         knobs = tuple(load_knobs_file(f, bounds) if f else Knobs(bounds) for f in (args.knobs_a, args.knobs_b))
-        if args.weights is not None:  # every file's sha256 now, before any worker starts
-            load_manifest(weights_dir)
-    except (KnobError, WeightsError) as e:
+    except KnobError as e:
         print(f"vmc-duel tournament: {e}", file=sys.stderr)
         return 2
     with Progress(TextColumn("tournament"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
@@ -231,7 +207,7 @@ def _tournament(args: argparse.Namespace) -> int:
                                  weather=args.weather, knobs=knobs, device=args.device,
                                  precision=args.precision, batch=args.batch,
                                  workers=args.workers, threads=args.threads, processes=processes,
-                                 backend=args.backend, weights_dir=weights_dir,
+                                 backend=args.backend,
                                  on_step=lambda done, total: progress.update(task, completed=done))  # fmt: skip
     paths = write_outputs(summary, out, force=args.force)
     if args.json:

@@ -14,7 +14,6 @@ from engine.env.racing_env import MAX_EPISODE_STEPS
 from engine.hardware import hardware_info
 from engine.policy.knobs import Knobs, load_bounds, load_knobs_file
 from engine.race.duel import FPS, PLAYERS, Duel
-from engine.world_model.manifest import WEIGHTS_DIR
 
 REPORT_EVERY = 50  # steps between telemetry lines (one second of race time)
 
@@ -69,7 +68,6 @@ def run_race(
     speed: str = "max",
     out: TextIO | None = sys.stdout,
     json_lines: bool = False,
-    weights_dir: Path = WEIGHTS_DIR,
 ) -> dict[str, Any]:
     """Race A against B on track `seed` (random when None) until both cars end, or for
     `steps` steps; print telemetry to `out` (text, or JSON lines); return the summary."""
@@ -79,7 +77,7 @@ def run_race(
     bounds = load_bounds()
     knobs = [load_knobs_file(path, bounds) if path else None for path in (knobs_a, knobs_b)]
     with Duel(knobs=[k or Knobs(bounds) for k in knobs], renderer=renderer, weather=weather, device=device,
-              precision=precision, weights_dir=weights_dir) as duel:  # fmt: skip
+              precision=precision) as duel:  # fmt: skip
         seeds = duel.reset(seed)
         controllers = {
             name: "PLACEHOLDER" if meta.get("placeholder") else meta.get("method", "trained")
