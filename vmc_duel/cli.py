@@ -156,7 +156,11 @@ def _add_tournament(sub: argparse._SubParsersAction) -> None:
                    "its head); without it a local Ray instance is started on this machine's cores")  # fmt: skip
     p.add_argument("--out", type=Path, help="directory for tournament.json and .png "
                    "(default data/tournaments/RENDERER_WEATHER_SEEDSTART_TRACKS)")  # fmt: skip
-    p.add_argument("--force", action="store_true", help="replace results already in --out")
+    p.add_argument("--max-steps", type=count(1, MAX_EPISODE_STEPS), default=MAX_EPISODE_STEPS,
+                   help=f"cut each duel at this many steps (default {MAX_EPISODE_STEPS}, CarRacing's own limit)")
+    p.add_argument("--force", action="store_true",
+                   help="replace results already in --out and start over (an interrupted tournament otherwise "
+                   "continues from its journal, --out/tournament.journal.jsonl)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     p.set_defaults(handler=_tournament)
 
@@ -165,7 +169,7 @@ def _tournament(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from engine.policy.knobs import KnobError, Knobs, load_bounds, load_knobs_file
-    from engine.race.tournament import format_summary, run_tournament, write_outputs
+    from engine.race.tournament import JOURNAL, format_summary, run_tournament, write_outputs
 
     out = args.out or Path("data/tournaments") / f"{args.renderer}_{args.weather}_{args.seed_start}_{args.tracks}"
     if out.exists() and not out.is_dir():
@@ -207,9 +211,14 @@ def _tournament(args: argparse.Namespace) -> int:
                                  weather=args.weather, knobs=knobs, device=args.device,
                                  precision=args.precision, batch=args.batch,
                                  workers=args.workers, threads=args.threads, processes=processes,
-                                 backend=args.backend,
+                                 backend=args.backend, journal=out / JOURNAL, force=args.force,
+                                 max_steps=args.max_steps,
                                  on_step=lambda done, total: progress.update(task, completed=done))  # fmt: skip
     paths = write_outputs(summary, out, force=args.force)
+    (out / JOURNAL).unlink(missing_ok=True)  # the results are saved: nothing left to continue
+    if summary["resumed_tracks"]:
+        print(f"continued an interrupted tournament: {summary['resumed_tracks']} of {args.tracks} tracks came from "
+              f"its journal", file=sys.stderr)  # fmt: skip
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "results"}))
     else:
