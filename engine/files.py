@@ -97,4 +97,11 @@ def write_atomic(path: Path | str, data: str | bytes) -> None:
             f.write(data.encode() if isinstance(data, str) else data)
 
 
-__all__ = ["WriteError", "atomic_path", "describe", "write_atomic", "write_error"]
+def save_figure(fig, path: Path | str, **savefig_kwargs) -> None:
+    """A matplotlib figure's `savefig` to `path` atomically (format from the suffix); WriteError names the path."""
+    path = Path(path)
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **savefig_kwargs)
+
+
+__all__ = ["WriteError", "atomic_path", "describe", "save_figure", "write_atomic", "write_error"]

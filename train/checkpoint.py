@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
+
+from engine.files import write_atomic
 
 
 def torch_load(path: Path, what: str):
@@ -50,15 +53,21 @@ def resume(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, epoch
     return history
 
 
+def torch_save(obj, path: Path) -> None:
+    """torch.save `obj` to `path` atomically (engine.files): serialised in memory first, so a full disk is an
+    OSError naming the path (torch's own writer fails with an opaque RuntimeError) and the old file stays."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic(path, buffer.getvalue())
+
+
 def save(
     path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, history: list[dict], cfg, weights: Path
 ) -> None:
-    """Write the checkpoint (tmp file + rename) and the bare state dict `weights`."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {"model": model.state_dict(), "optimizer": opt.state_dict(), "history": json.dumps(history),
-         "config": json.dumps(asdict(cfg), default=str)},
-        tmp,
-    )  # fmt: skip
-    tmp.replace(path)
-    torch.save(model.state_dict(), weights)
+    """Write the bare state dict `weights`, then the checkpoint (model, optimiser, history), each atomically
+    (engine.files: temp file, fsync, rename). The checkpoint is the commit point: a kill between the two leaves
+    the previous epoch's checkpoint, whose resume redoes the epoch and writes `weights` again.
+    WriteError names the file that could not be written; files already saved stay as they were."""
+    torch_save(model.state_dict(), weights)
+    torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "history": json.dumps(history),
+                "config": json.dumps(asdict(cfg), default=str)}, path)  # fmt: skip

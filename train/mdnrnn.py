@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from engine.files import save_figure, write_atomic
 from train import checkpoint
 from train.config import TrainMDNRNNConfig, from_args
 from train.models import MDNRNN, VAE, MDNRNNConfig, VAEConfig, mdn_nll
@@ -190,7 +191,7 @@ def save_png(history: list[dict], out: Path) -> None:
     for ax in axes:
         ax.set_xlabel("epoch")
     fig.tight_layout()
-    fig.savefig(out / "mdnrnn_metrics.png", dpi=80)
+    save_figure(fig, out / "mdnrnn_metrics.png", dpi=80)
     plt.close(fig)
 
 
@@ -234,7 +235,7 @@ def train_mdnrnn(cfg: TrainMDNRNNConfig, force: bool = False) -> dict:
             history.append({"epoch": epoch + 1, "train": train_m, "val": evaluate(model, val),
                             "seconds": time.perf_counter() - t0})  # fmt: skip
             checkpoint.save(ckpt_path, model, opt, history, cfg, cfg.out / "mdnrnn.pth")
-            (cfg.out / "history.json").write_text(json.dumps({"history": history, "vae": str(cfg.vae)}, indent=1))
+            write_atomic(cfg.out / "history.json", json.dumps({"history": history, "vae": str(cfg.vae)}, indent=1))
             save_png(history, cfg.out)
             v = history[-1]["val"]
             bar.console.print(

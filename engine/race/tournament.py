@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.files import atomic_path, write_atomic, write_error
+from engine.files import save_figure, write_atomic, write_error
 from engine.hardware import hardware_info
 from engine.policy.knobs import Knobs
 from engine.race.duel import PLAYERS, Duel
@@ -75,7 +75,10 @@ class Journal:
         if force and self.path.exists():
             self.path.unlink()
         if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise write_error(self.path.parent, e) from None
             write_atomic(self.path, json.dumps({"settings": self.settings}) + "\n")
             return
         records = []
@@ -267,7 +270,10 @@ def format_summary(s: dict[str, Any]) -> str:
 
 def write_outputs(s: dict[str, Any], out: Path, force: bool = False) -> list[Path]:
     """tournament.json and, with matplotlib installed, tournament.png (reward histograms) in `out`."""
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(out, e) from None
     paths = [out / "tournament.json", out / "tournament.png"]
     existing = [p for p in paths if p.exists()]
     if existing and not force:
@@ -296,8 +302,7 @@ def write_outputs(s: dict[str, Any], out: Path, force: bool = False) -> list[Pat
     ax.legend()
     fig.tight_layout()
     try:
-        with atomic_path(paths[1], suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
+        save_figure(fig, paths[1], dpi=100)
     finally:
         plt.close(fig)
     return paths
