@@ -61,7 +61,7 @@ def atomic_path(path: Path | str, suffix: str = "") -> Iterator[Path]:
     try:
         if path.is_dir():
             raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
         os.close(fd)
     except OSError as e:
         raise write_error(path, e) from None
