@@ -121,8 +121,9 @@ def random_knobs(bounds, rng: np.random.Generator) -> dict[str, float | int]:
 
 
 def soak(duels: int, steps: int, batch: int, workers: int, sample_every: int, fresh_every: int,
-         seed: int = 0, progress: bool = True) -> list[dict]:  # fmt: skip
-    """Race `duels` duels as described in the module docstring; returns the samples."""
+         seed: int = 0, progress: bool = True, on_sample=None) -> list[dict]:  # fmt: skip
+    """Race `duels` duels as described in the module docstring; returns the samples (each also given to
+    on_sample(samples) as it is taken)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from engine.race.duel import Duel
@@ -151,6 +152,8 @@ def soak(duels: int, steps: int, batch: int, workers: int, sample_every: int, fr
                 if done // sample_every > before // sample_every or done == duels:  # always with a Duel open
                     samples.append(sample(done, started))
                     s = samples[-1]
+                    if on_sample is not None:
+                        on_sample(samples)
                     bar.console.print(f"{done:6d} duels {s['seconds']:6.0f} s  RSS {s['rss_mb']:6.1f} MB "
                                       f"(with workers {s['rss_total_mb']:6.1f} MB)  fds {s['fds']}  threads "
                                       f"{s['threads']}  children {s['children']}  shm {s['shm_segments']}")  # fmt: skip
@@ -228,7 +231,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    samples = soak(args.duels, args.steps, args.batch, args.workers, args.sample_every, args.fresh_every, args.seed)
+    from engine.files import write_atomic
+
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    partial = args.out_dir / "soak.partial.json"  # the samples so far, should the run be cut short
+
+    def keep(samples: list[dict]) -> None:
+        write_atomic(partial, json.dumps({"samples": samples}) + "\n")
+
+    samples = soak(args.duels, args.steps, args.batch, args.workers, args.sample_every, args.fresh_every, args.seed,
+                   on_sample=keep)  # fmt: skip
+    partial.unlink(missing_ok=True)
     problems = leaks(samples, args.baseline)
     base = next((s for s in samples if s["duels"] >= args.baseline), samples[-1])
     result = {
@@ -240,9 +253,6 @@ def main(argv: list[str] | None = None) -> int:
         "leaks": problems, "ok": not problems, "samples": samples, "hardware": hardware_info(),
         "nice": os.getpriority(os.PRIO_PROCESS, 0),
     }  # fmt: skip
-    from engine.files import write_atomic
-
-    args.out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out_dir / "soak.json", json.dumps(result, indent=1) + "\n")
     plot(samples, args.out_dir / "soak.png", args.baseline,
          f"{args.duels} duels of <= {args.steps} steps, fast renderer, {args.batch} at once, "
