@@ -166,14 +166,10 @@ def check_device(parser, device: str) -> None:
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write `path` through a .tmp file and a rename: never a half-written result."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    if isinstance(data, str):
-        tmp.write_text(data)
-    else:
-        tmp.write_bytes(data)
-    tmp.replace(path)
+    """Write `path` through a temp file, fsync and a rename: never a half-written result (engine.files)."""
+    from engine.files import write_atomic as atomic
+
+    atomic(path, data)
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:

@@ -22,6 +22,7 @@ import onnxruntime as ort
 import torch
 
 from export.graphs import DECODER_IO, DREAM_IO, WORLD_MODEL_IO, Decoder, DreamStep, WorldModelStep
+from train.checkpoint import torch_load
 from train.models import MDNRNN, VAE, MDNRNNConfig, VAEConfig
 
 OPSET = 17
@@ -44,8 +45,9 @@ def load_state(model: torch.nn.Module, path: Path, what: str) -> torch.nn.Module
     """Load a state dict (weights_only) into `model`; errors name the file."""
     if not Path(path).exists():
         raise ValueError(f"{path}: no {what} weights found")
+    state = torch_load(path, f"{what} weights file")
     try:
-        model.load_state_dict(torch.load(path, weights_only=True))
+        model.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: not weights of this {what} architecture ({str(e)[:200]})") from None
     return model.eval()
@@ -273,6 +275,8 @@ def export_all(
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out}: a file, not a directory")
     if args.int8_only:
         meta = requantise_int8(args.out)
         g = meta["gate"]

@@ -332,7 +332,7 @@ def make_api(
 
     class ControlResult(Out):
         action: str
-        status: Literal["ready", "running", "paused", "finished"]
+        status: Literal["ready", "running", "paused", "finished", "error"]
         seed: int
         step: int
         version: int
@@ -374,7 +374,9 @@ def make_api(
         version: int = Field(description="increases with every change of state")
         seed: int
         step: int
-        status: Literal["ready", "running", "paused", "finished"]
+        status: Literal["ready", "running", "paused", "finished", "error"]
+        error: str | None = Field(None, description="why the race stopped (status error), e.g. an environment "
+                                  "worker process died; POST /control reset starts a fresh duel")  # fmt: skip
         leader: str | None
         winner: str | None = Field(description="A, B or draw once finished")
         weather: str
@@ -413,7 +415,8 @@ def make_api(
                 for p, name in enumerate(PLAYER_NAMES)
             }  # fmt: skip
             doc = Telemetry(version=snap.version, seed=snap.seed, step=snap.step, status=snap.status,
-                            leader=snap.leader, winner=snap.winner, weather=snap.weather, players=players)  # fmt: skip
+                            error=snap.error, leader=snap.leader, winner=snap.winner, weather=snap.weather,
+                            players=players)  # fmt: skip
             return doc.model_dump_json().encode()
 
         return cache.get(("telemetry", frames, history), snap.version, build)
@@ -472,7 +475,9 @@ def make_api(
                           "renderer": getattr(runner.duel, "renderer", None), "speed": runner.speed,
                           "device": getattr(world, "device", None), "precision": getattr(world, "precision", None),
                           "controllers": list(snap.controllers),
-                          "controller_files": list(snap.controller_info)}  # fmt: skip
+                          "controller_files": list(snap.controller_info), "error": snap.error}  # fmt: skip
+        if snap.error is not None:  # the race stopped on a failure: unhealthy until reset
+            report["ok"], report["problems"] = False, [*report["problems"], "race"]
         if not report["ok"]:
             response.status_code = 503
         return report
@@ -481,7 +486,8 @@ def make_api(
         "/control",
         response_model=ControlResult,
         dependencies=guarded,
-        responses={**errors, 409: {"model": Detail, "description": "start: the race is finished, reset first"}},
+        responses={**errors, 409: {"model": Detail, "description": "start: the race is finished or stopped on an "
+                                   "error, reset first"}},  # fmt: skip
     )
     def control(req: ControlRequest) -> Any:
         """start (idempotent; a paused race resumes), pause (idempotent), or reset: back to the start of track
@@ -490,6 +496,8 @@ def make_api(
             snap = controls.start()
             if snap.status == "finished":
                 raise HTTPException(409, "the race is finished: reset it first")
+            if snap.status == "error":
+                raise HTTPException(409, f"the race stopped on an error ({snap.error}): reset it first")
         elif req.action == "pause":
             snap = controls.pause()
         else:

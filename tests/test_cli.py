@@ -74,7 +74,7 @@ def test_bad_knob_files_are_named(tmp_path):
     result = run("race", "--steps", "5", "--knobs-a", str(bad))
     assert result.returncode == 2 and "unknown knob 'gating_bias.snow'" in result.stderr
     result = run("race", "--steps", "0")
-    assert result.returncode == 2 and "--steps must be in 1..1000" in result.stderr
+    assert result.returncode == 2 and "argument --steps: must be in 1..1000, got 0" in result.stderr
 
 
 def test_bad_options_are_explained():

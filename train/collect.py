@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from engine import make_env
 from engine.env.autopilot import Autopilot, DrivingStyle
+from engine.limits import SEED_MAX, count, seed
 from train.preprocess import to_model_frames
 from train.shards import episode_path, save_episode
 
@@ -149,17 +150,19 @@ def collect(cfg: CollectConfig) -> dict:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = CollectConfig()
-    p.add_argument("--episodes", type=int, default=d.episodes, help=f"episode budget (default {d.episodes})")
+    p.add_argument("--episodes", type=count(1), default=d.episodes, help=f"episode budget (default {d.episodes})")
     p.add_argument("--out", type=Path, default=d.out, help=f"shard directory (default {d.out})")
-    p.add_argument("--seed", type=int, default=d.seed, help="first track seed (default 0)")
-    p.add_argument("--workers", type=int, default=d.workers, help="worker processes (default 2)")
+    p.add_argument("--seed", type=seed, default=d.seed, help="first track seed (default 0)")
+    p.add_argument("--workers", type=count(0), default=d.workers, help="worker processes (default 2)")
     p.add_argument("--renderer", choices=("exact", "fast", "stock"), default=d.renderer,
                    help="renderer of the stored frames (default exact)")  # fmt: skip
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.episodes < 1:
-        raise SystemExit("--episodes must be at least 1")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out}: a file, not a directory")
+    if args.seed + args.episodes - 1 > SEED_MAX:
+        raise ValueError(f"--seed {args.seed} with --episodes {args.episodes} runs past the last seed {SEED_MAX}")
     cfg = CollectConfig(
         episodes=args.episodes, out=args.out, seed=args.seed, workers=args.workers, renderer=args.renderer,
     )  # fmt: skip

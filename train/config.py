@@ -10,6 +10,7 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import math
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,29 +142,46 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, only_giv
         )  # fmt: skip
 
 
-ZERO_OK = {"seed", "rain_fraction", "off_track_penalty", "off_track_patience", "workers"}  # fields where 0 means "none"
+ZERO_OK = {"seed", "rain_fraction", "off_track_penalty", "off_track_patience", "workers", "track_seed"}  # 0: "none"
+SEED_MAX = 2**32 - 1  # engine.limits.SEED_MAX (numpy, gymnasium and cma seeds)
+CHOICES = {"renderer": ("exact", "fast", "stock"), "backend": ("local", "ray")}
+AT_MOST = {"rain_fraction": 1.0, "seed": SEED_MAX}
 
 
 def from_args(cls: type, args: argparse.Namespace):
-    """Build `cls` from parsed options; refuses non-positive counts and rates."""
+    """Build `cls` from parsed options; refuses non-positive counts and rates, NaN and infinity, seeds out of
+    0..2**32-1 (a generation's track seeds included), unknown renderers and backends, a run name that is a path,
+    and directories (data, out) that are files. ValueError names the option."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
     for name, v in values.items():
+        option = "--" + name.replace("_", "-")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"{option} must be a finite number, got {v}")
         if isinstance(v, (int, float)) and not isinstance(v, bool) and (v < 0 or v == 0 and name not in ZERO_OK):
-            raise ValueError(f"--{name.replace('_', '-')} must be {'positive' if v == 0 else 'non-negative'}, got {v}")
+            raise ValueError(f"{option} must be {'positive' if v == 0 else 'non-negative'}, got {v}")
+        if name in AT_MOST and v > AT_MOST[name]:
+            raise ValueError(f"{option} must be at most {AT_MOST[name]}, got {v}")
+        if name in CHOICES and v not in CHOICES[name]:
+            raise ValueError(f"{option} {v!r} is not one of {', '.join(CHOICES[name])}")
+        if name in ("data", "out") and Path(v).exists() and not Path(v).is_dir():
+            raise ValueError(f"{option} {v}: a file, not a directory")
+    if "name" in values and (not values["name"] or Path(values["name"]).name != values["name"]
+                             or values["name"] in (".", "..")):  # fmt: skip
+        raise ValueError(f"--name {values['name']!r} must be a plain name (it becomes a directory under --out)")
+    if {"track_seed", "generations", "rollouts"} <= set(values):
+        last = values["track_seed"] + values["generations"] * values["rollouts"] - 1
+        if last > SEED_MAX:
+            raise ValueError(f"--track-seed {values['track_seed']}: the last generation's tracks would run past "
+                             f"seed {SEED_MAX} ({values['generations']} generations x {values['rollouts']} rollouts)")
     return cls(**values)
 
 
 def from_yaml(cls: type, path: Path, args: argparse.Namespace, given: set[str]):
     """`cls` from a YAML mapping of field to value, with the options in `given` (set on
     the command line) taking precedence. Unknown keys and wrong types name the file."""
-    import yaml
+    from engine.policy.knobs import read_yaml  # missing, a directory, binary, not YAML: ValueError naming the file
 
-    try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such config file") from None
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    raw = read_yaml(Path(path), "config file") or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping of option to value")
     fields = {f.name: f for f in dataclasses.fields(cls)}

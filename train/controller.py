@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import io
 import json
 import os
 import pickle
@@ -43,6 +44,7 @@ from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 
 from engine.env.vector_env import VecRaceEnv  # noqa: E402
+from engine.files import atomic_path, save_figure, write_atomic  # noqa: E402
 from engine.policy.controller import load_controller  # noqa: E402
 from engine.policy.knobs import Knobs, load_bounds  # noqa: E402
 from engine.policy.players import Players, invariants_array  # noqa: E402
@@ -184,15 +186,66 @@ def plot(rows: list[dict], path: Path, name: str) -> None:
     ax.set_title(f"controller {name}: CMA-ES")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
 def save_controller(path: Path, x: np.ndarray, dims: int, meta: dict) -> None:
     W, b = to_wb(x, dims)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, W=W, b=b, **{k: np.asarray(v) for k, v in meta.items()})
-    tmp.replace(path)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, W=W, b=b, **{k: np.asarray(v) for k, v in meta.items()})
+
+
+def log_text(rows: list[dict]) -> str:
+    """log.csv's text: the header and one row per generation."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, LOG_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def save_generation(run: Path, es, state: dict, rows: list[dict]) -> None:
+    """The checkpoint after a generation, every file atomic (engine.files: temp file, fsync, rename):
+    es.next.pkl, log.csv (whole), state.json (the commit point: its generation is the run's), then es.pkl.
+    A kill at any point leaves a run that resumes at state.json's generation (`load_generation`), losing at
+    most the generation in progress; WriteError names a file that cannot be written, the old one intact."""
+    with atomic_path(run / "es.next.pkl") as tmp:
+        with open(tmp, "wb") as f:
+            pickle.dump(es, f)
+    write_atomic(run / "log.csv", log_text(rows))
+    write_atomic(run / "state.json", json.dumps(state, indent=1) + "\n")
+    os.replace(run / "es.next.pkl", run / "es.pkl")
+
+
+def load_generation(run: Path) -> tuple[object, dict, list[dict]]:
+    """(es, state, log rows) as of state.json's generation, whatever point a kill interrupted
+    `save_generation` at: es.next.pkl when it holds that generation (killed just before its rename),
+    else es.pkl; log rows past that generation dropped."""
+    state = json.loads((run / "state.json").read_text())
+    es = None
+    candidates = [run / "es.next.pkl", run / "es.pkl"]
+    for path in candidates:
+        if path.exists():
+            with open(path, "rb") as f:  # our own checkpoint, written by save_generation
+                candidate = pickle.load(f)
+            if candidate.countiter == state["generation"]:
+                es = candidate
+                break
+    if es is None:
+        raise ValueError(f"{run}: no CMA state for generation {state['generation']} (es.pkl of generation "
+                         "another); --force starts over")  # fmt: skip
+    (run / "es.next.pkl").unlink(missing_ok=True)
+    rows = []
+    for r in csv.DictReader((run / "log.csv").open()):
+        try:
+            row = {k: float(v) if v not in ("", None) else "" for k, v in r.items()}
+            row["generation"] = int(row["generation"])
+        except (TypeError, ValueError):  # a torn last row
+            break
+        if row["generation"] <= state["generation"]:
+            rows.append(row)
+    return es, state, rows
 
 
 def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
@@ -206,21 +259,15 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     sizes = load_manifest()["sizes"]
     dims = sizes["z"] + sizes["hidden"]
-    es_path, state_path, log_path = run / "es.pkl", run / "state.json", run / "log.csv"
+    state_path, log_path = run / "state.json", run / "log.csv"
 
     # -- the search: resumed, or started from zeros or `init` -------------------------------
-    if es_path.exists():
+    if state_path.exists():  # the commit point of save_generation
         saved = json.loads((run / "config.json").read_text())
         clash = [k for k in RESUME_KEYS if str(saved.get(k)) != str(getattr(cfg, k))]
         if clash:
             raise ValueError(f"{run}: resuming a run started with other {', '.join(clash)}; --force starts over")
-        with open(es_path, "rb") as f:  # our own checkpoint, written below
-            es = pickle.load(f)
-        state = json.loads(state_path.read_text())
-        rows = list(csv.DictReader(log_path.open()))
-        for r in rows:
-            r.update({k: float(v) if v != "" else "" for k, v in r.items()})
-            r["generation"] = int(r["generation"])
+        es, state, rows = load_generation(run)
         if state["generation"] >= cfg.generations:
             raise ValueError(f"{run} already has {state['generation']} generations: raise --generations to continue")
         console.print(f"resuming {run} after generation {state['generation']}")
@@ -233,9 +280,8 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
                                                        "verbose": -9})  # fmt: skip
         state = {"generation": 0, "best_eval": None, "best_generation": None, "seconds": 0.0}
         rows = []
-        (run / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=str) + "\n")
-        with log_path.open("w", newline="") as f:
-            csv.DictWriter(f, LOG_FIELDS).writeheader()
+        write_atomic(run / "config.json", json.dumps(asdict(cfg), indent=1, default=str) + "\n")
+        write_atomic(log_path, log_text([]))
 
     # -- every car of the generation at once ---------------------------------------------
     if cfg.backend not in ("local", "ray"):
@@ -297,13 +343,7 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
             row["seconds"] = time.perf_counter() - start
             state["generation"], state["seconds"] = g + 1, state["seconds"] + row["seconds"]
             rows.append(row)
-            tmp = es_path.with_suffix(".tmp")
-            with open(tmp, "wb") as f:
-                pickle.dump(es, f)
-            tmp.replace(es_path)
-            with log_path.open("a", newline="") as f:
-                csv.DictWriter(f, LOG_FIELDS).writerow(row)
-            state_path.write_text(json.dumps(state, indent=1) + "\n")
+            save_generation(run, es, state, rows)
             plot(rows, run / "fitness.png", cfg.name)
             ev_text = f", eval {row['eval_mean']:.1f} +- {row['eval_std']:.1f}" if row["eval_mean"] != "" else ""
             status = (f"gen {g + 1}: fitness mean {row['fitness_mean']:.1f} max {row['fitness_max']:.1f}{ev_text}, "

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from engine.files import save_figure, write_atomic
 from train import checkpoint
 from train.config import TrainMDNRNNConfig, from_args
 from train.models import MDNRNN, VAE, MDNRNNConfig, VAEConfig, mdn_nll
@@ -41,8 +42,9 @@ def load_vae(path: Path) -> VAE:
     if not Path(path).exists():
         raise ValueError(f"{path}: no VAE weights (run `vmc-duel train vae` first)")
     vae = VAE(VAEConfig())
+    state = checkpoint.torch_load(path, "VAE weights file")
     try:
-        vae.load_state_dict(torch.load(path, weights_only=True))
+        vae.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: not weights of this VAE architecture ({str(e)[:200]})") from None
     return vae.eval()
@@ -189,7 +191,7 @@ def save_png(history: list[dict], out: Path) -> None:
     for ax in axes:
         ax.set_xlabel("epoch")
     fig.tight_layout()
-    fig.savefig(out / "mdnrnn_metrics.png", dpi=80)
+    save_figure(fig, out / "mdnrnn_metrics.png", dpi=80)
     plt.close(fig)
 
 
@@ -201,6 +203,7 @@ def train_mdnrnn(cfg: TrainMDNRNNConfig, force: bool = False) -> dict:
     model = MDNRNN(MDNRNNConfig())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     history = checkpoint.resume(ckpt_path, model, opt, cfg.epochs, "MDN-RNN") if not force else []
+    load_vae(cfg.vae)  # a missing or broken VAE file is named now, before any data is read
     episodes = encode_episodes(cfg)
     train = [e for e in episodes if e["index"] % VAL_EVERY != VAL_EVERY - 1]
     val = [e for e in episodes if e["index"] % VAL_EVERY == VAL_EVERY - 1]
@@ -232,7 +235,7 @@ def train_mdnrnn(cfg: TrainMDNRNNConfig, force: bool = False) -> dict:
             history.append({"epoch": epoch + 1, "train": train_m, "val": evaluate(model, val),
                             "seconds": time.perf_counter() - t0})  # fmt: skip
             checkpoint.save(ckpt_path, model, opt, history, cfg, cfg.out / "mdnrnn.pth")
-            (cfg.out / "history.json").write_text(json.dumps({"history": history, "vae": str(cfg.vae)}, indent=1))
+            write_atomic(cfg.out / "history.json", json.dumps({"history": history, "vae": str(cfg.vae)}, indent=1))
             save_png(history, cfg.out)
             v = history[-1]["val"]
             bar.console.print(

@@ -13,11 +13,12 @@ half-written shard; loading checks every array and names the file when one is wr
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from engine.files import atomic_path
 
 KEYS = {
     "frames": np.uint8,
@@ -38,16 +39,14 @@ def episode_path(root: Path, index: int) -> Path:
 
 
 def save_episode(path: Path, **arrays: np.ndarray) -> None:
-    """Write one episode atomically (tmp file + rename)."""
+    """Write one episode atomically (engine.files: temp file, fsync, rename)."""
     missing = set(KEYS) - set(arrays)
     if missing:
         raise ValueError(f"save_episode: missing {sorted(missing)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # WriteError names the shard on a full disk
         np.savez_compressed(f, **{k: np.asarray(arrays[k], dtype=KEYS[k]) for k in KEYS})
-    os.replace(tmp, path)
 
 
 def load_episode(path: Path) -> dict[str, np.ndarray]:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from engine.files import save_figure, write_atomic
 from train import checkpoint
 from train.config import TrainVAEConfig, from_args
 from train.models import VAE, VAEConfig, vae_loss
@@ -83,7 +84,7 @@ def save_pngs(model: VAE, val: np.ndarray, history: list[dict], out: Path) -> No
     axes[0, 0].set_title("held-out frames", loc="left")
     axes[1, 0].set_title("VAE reconstructions (z = mu)", loc="left")
     fig.tight_layout()
-    fig.savefig(out / "vae_reconstructions.png", dpi=80)
+    save_figure(fig, out / "vae_reconstructions.png", dpi=80)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -97,7 +98,7 @@ def save_pngs(model: VAE, val: np.ndarray, history: list[dict], out: Path) -> No
     ax.legend()
     ax.set_title("VAE training")
     fig.tight_layout()
-    fig.savefig(out / "vae_loss.png", dpi=80)
+    save_figure(fig, out / "vae_loss.png", dpi=80)
     plt.close(fig)
 
 
@@ -138,7 +139,7 @@ def train_vae(cfg: TrainVAEConfig, force: bool = False) -> dict:
                 "seconds": time.perf_counter() - t0,
             })  # fmt: skip
             checkpoint.save(ckpt_path, model, opt, history, cfg, cfg.out / "vae.pth")
-            (cfg.out / "history.json").write_text(json.dumps({"history": history, "files": files}, indent=1))
+            write_atomic(cfg.out / "history.json", json.dumps({"history": history, "files": files}, indent=1))
             save_pngs(model, val, history, cfg.out)
             v = history[-1]["val"]
             bar.console.print(

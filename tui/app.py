@@ -77,6 +77,7 @@ class DuelApp(App):
         self.truecolor, self.draw_hz, self.record_dir = truecolor, draw_hz, Path(record_dir)
         self.model_view = False
         self._drawn_version = -1
+        self._reported_error: str | None = None
         self._decoder = None
 
     def compose(self) -> ComposeResult:
@@ -147,6 +148,10 @@ class DuelApp(App):
         except (NoMatches, IndexError):  # not mounted yet, or shutting down: the next tick draws
             return
         self._drawn_version = snap.version
+        if snap.error is not None and snap.error != self._reported_error:  # once per failure, until reset
+            self.notify(f"the race stopped: {snap.error}. Press r to reset (fresh environments).",
+                        severity="error", timeout=30)  # fmt: skip
+        self._reported_error = snap.error
         header.show(snap)
         frames = self._model_frames(snap) if self.model_view else snap.frames
         for p, panel in enumerate(panels):  # which controller drives: file, generation, sha256 prefix

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from engine.env.racing_env import RENDERERS, WEATHERS
+from engine.env.racing_env import MAX_EPISODE_STEPS, RENDERERS, WEATHERS
+from engine.limits import SEED_MAX, count, seed
 from engine.race.selection import add_controller_arguments, resolve_controllers
 from engine.world_model.runtime import DEVICES, PRECISIONS
 from vmc_duel.league import register as register_league
@@ -38,8 +40,9 @@ def _add_race(sub: argparse._SubParsersAction) -> None:
         "both players' world models run batched in one onnxruntime session, the controllers and strategy knobs in "
         "numba. Prints telemetry every second of race time, then a result table (or JSON lines with --json).",
     )
-    p.add_argument("--seed", type=int, default=None, help="track seed (default: a random one, reported)")
-    p.add_argument("--steps", type=int, default=None, help="stop after this many steps (default: race to the end)")
+    p.add_argument("--seed", type=seed, default=None, help="track seed (default: a random one, reported)")
+    p.add_argument("--steps", type=count(1, MAX_EPISODE_STEPS), default=None,
+                   help="stop after this many steps (default: race to the end)")  # fmt: skip
     p.add_argument("--knobs-a", type=Path, metavar="FILE", help="YAML of player A's knobs (see configs/bounds.yaml)")
     p.add_argument("--knobs-b", type=Path, metavar="FILE", help="YAML of player B's knobs")
     p.add_argument(
@@ -115,7 +118,7 @@ def _add_tui(sub: argparse._SubParsersAction) -> None:
         "Enter or a digit types a value, d defaults, v what the model sees, m the track map, t knobs / telemetry "
         "(where they share a drawer, as at 80x24), w save a replay, q quit; ctrl+p lists every command.",
     )
-    p.add_argument("--seed", type=int, default=None, help="track seed (default: a random one)")
+    p.add_argument("--seed", type=seed, default=None, help="track seed (default: a random one)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA when available, default), cpu, cuda")
     p.add_argument("--weather", choices=WEATHERS, default="clear", help="clear (default) or rain")
     p.add_argument("--graphics", choices=("auto", "halfblock", "sixel", "kitty", "ascii"), default="auto",
@@ -131,8 +134,6 @@ def _tui(args: argparse.Namespace) -> int:
     from engine.race.headless import parse_speed
 
     speed = parse_speed(args.speed)
-    if args.seed is not None and not 0 <= args.seed < 2**32:
-        raise ValueError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
     from engine.policy.controller import ControllerError
     from engine.world_model.manifest import WeightsError
 
@@ -158,8 +159,8 @@ def _add_tournament(sub: argparse._SubParsersAction) -> None:
         "each controller's reward and off-track time (mean +- std) and A's win rate (a draw counts half) with a 95% "
         "Wilson interval; writes tournament.json and tournament.png (reward histograms) to --out.",
     )
-    p.add_argument("--tracks", type=int, default=100, help="number of tracks (default 100)")
-    p.add_argument("--seed-start", type=int, default=HELD_OUT_SEED_START,
+    p.add_argument("--tracks", type=count(1), default=100, help="number of tracks (default 100)")
+    p.add_argument("--seed-start", type=seed, default=HELD_OUT_SEED_START,
                    help=f"first track seed (default {HELD_OUT_SEED_START}: never used in training)")  # fmt: skip
     p.add_argument("--renderer", choices=RENDERERS, default="exact",
                    help="exact (default; frames bit-identical to stock), fast or stock")  # fmt: skip
@@ -168,9 +169,9 @@ def _add_tournament(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--knobs-b", type=Path, metavar="FILE", help="YAML of player B's knobs")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto (default), cpu or cuda")
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help="world-model variant (default auto)")
-    p.add_argument("--batch", type=int, default=50, help="duels raced at once (default 50)")
-    p.add_argument("--workers", type=int, default=2, help="environment worker processes (default 2)")
-    p.add_argument("--threads", type=int, default=2, help="onnxruntime threads (default 2)")
+    p.add_argument("--batch", type=count(1), default=50, help="duels raced at once (default 50)")
+    p.add_argument("--workers", type=count(0), default=2, help="environment worker processes (default 2)")
+    p.add_argument("--threads", type=count(1), default=2, help="onnxruntime threads (default 2)")
     p.add_argument("--processes", default="auto", metavar="N|auto",
                    help="share the tracks out over N processes, each with in-process environments and one thread "
                    "(the fastest way on many tracks: 91%% of the machine's ceiling on 2 cores, against 86%% for one "
@@ -185,7 +186,11 @@ def _add_tournament(sub: argparse._SubParsersAction) -> None:
                    "its head); without it a local Ray instance is started on this machine's cores")  # fmt: skip
     p.add_argument("--out", type=Path, help="directory for tournament.json and .png "
                    "(default data/tournaments/RENDERER_WEATHER_SEEDSTART_TRACKS)")  # fmt: skip
-    p.add_argument("--force", action="store_true", help="replace results already in --out")
+    p.add_argument("--max-steps", type=count(1, MAX_EPISODE_STEPS), default=MAX_EPISODE_STEPS,
+                   help=f"cut each duel at this many steps (default {MAX_EPISODE_STEPS}, CarRacing's own limit)")
+    p.add_argument("--force", action="store_true",
+                   help="replace results already in --out and start over (an interrupted tournament otherwise "
+                   "continues from its journal, --out/tournament.journal.jsonl)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     add_controller_arguments(p)
     p.set_defaults(handler=_tournament)
@@ -196,10 +201,15 @@ def _tournament(args: argparse.Namespace) -> int:
 
     from engine.policy.controller import ControllerError
     from engine.policy.knobs import KnobError, Knobs, load_bounds, load_knobs_file
-    from engine.race.tournament import format_summary, processes_for, run_tournament, write_outputs
+    from engine.race.tournament import JOURNAL, format_summary, processes_for, run_tournament, write_outputs
     from engine.world_model.manifest import WeightsError
 
     out = args.out or Path("data/tournaments") / f"{args.renderer}_{args.weather}_{args.seed_start}_{args.tracks}"
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: a file, not a directory")
+    if args.seed_start + args.tracks - 1 > SEED_MAX:
+        raise ValueError(f"--seed-start {args.seed_start} with --tracks {args.tracks} runs past the last seed "
+                         f"{SEED_MAX}")  # fmt: skip
     for name in ("tournament.json", "tournament.png"):
         if (out / name).exists() and not args.force:
             raise ValueError(f"{out / name} already exists: pass --force to replace it")
@@ -230,9 +240,14 @@ def _tournament(args: argparse.Namespace) -> int:
                                  controllers=controllers, weights_dir=weights_dir,
                                  precision=args.precision, batch=args.batch,
                                  workers=args.workers, threads=args.threads, processes=processes,
-                                 backend=args.backend,
+                                 backend=args.backend, journal=out / JOURNAL, force=args.force,
+                                 max_steps=args.max_steps,
                                  on_step=lambda done, total: progress.update(task, completed=done))  # fmt: skip
     paths = write_outputs(summary, out, force=args.force)
+    (out / JOURNAL).unlink(missing_ok=True)  # the results are saved: nothing left to continue
+    if summary["resumed_tracks"]:
+        print(f"continued an interrupted tournament: {summary['resumed_tracks']} of {args.tracks} tracks came from "
+              f"its journal", file=sys.stderr)  # fmt: skip
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "results"}))
     else:
@@ -304,6 +319,9 @@ def _health(args: argparse.Namespace) -> int:
 
     report = check(args.weights or WEIGHTS_DIR)
     print(json.dumps(report) if args.json else format_report(report))
+    if not report["ok"]:  # the report goes to stdout; what is broken also to stderr, on one line
+        why = [report.get(part, {}).get("error", part) for part in report["problems"]]
+        print(f"vmc-duel health: {'; '.join(' '.join(str(w).split()) for w in why)}", file=sys.stderr)
     return 0 if report["ok"] else 1
 
 
@@ -331,10 +349,41 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 2
+    return run_handler(parser, args)
+
+
+def run_handler(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Run the subcommand; whatever goes wrong ends in one line naming it, never a traceback:
+    exit status 2 for bad option values the parser could not see (ValueError), 1 for runtime
+    failures (a file that cannot be written, a worker that died, anything unforeseen), 130 for ctrl-c.
+    VMC_DUEL_TRACEBACK=1 shows the traceback of an unforeseen error."""
+    name = f"vmc-duel {args.command}" + (f" {args.train_command}" if getattr(args, "train_command", None) else "")
     try:
         return args.handler(args)
     except ValueError as e:  # bad option values the parser could not see
-        parser.error(str(e))
+        parser.error(_one_line(e))
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, RuntimeError, MemoryError) as e:  # runtime failures: a file, a worker process, the machine
+        print(f"{name}: {_one_line(e)}", file=sys.stderr)
+        return 1
+    except Exception as e:  # unforeseen: still one line, with a way to see more
+        if os.environ.get("VMC_DUEL_TRACEBACK"):
+            raise
+        print(f"{name}: unexpected {type(e).__name__}: {_one_line(e)} (VMC_DUEL_TRACEBACK=1 shows where)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line (a worker's traceback text reduced to its last line)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if len(lines) > 1 and any(line.startswith("Traceback") for line in lines):
+        return f"{lines[0]} {lines[-1]}"
+    return " ".join(lines)
 
 
 if __name__ == "__main__":

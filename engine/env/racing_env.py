@@ -113,6 +113,16 @@ class DuelCarRacing(CarRacing):
             return self._renderer.render(self)
         return super()._render(mode)
 
+    def close(self) -> None:
+        super().close()
+        # gymnasium's close leaves the Box2D track and car alive (about 100 kB an env, never freed: a soak
+        # of many duels grew by that per closed env); reset destroys them, so close does too.
+        if getattr(self, "road", None):
+            self._destroy()
+        # The renderer holds pygame's font file open; the env itself may live on in a reference cycle
+        # until the garbage collector runs, so let the font go now (a soak of many duels leaked one fd each).
+        self._renderer = None
+
     # -- telemetry -----------------------------------------------------------------------
     def telemetry(self) -> dict[str, Any]:
         """Per-step numbers for the duel: speed (m/s), slip (rad), off_track (all four

@@ -14,6 +14,7 @@ environments on the same seed stepped in lockstep, each ending on its own.
 from __future__ import annotations
 
 import multiprocessing as mp
+import signal
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,19 @@ INFO_FIELDS = {  # per-step telemetry gathered from every env's info, with its d
     "track_tiles": np.int64,
     "lap_finished": np.bool_,
 }
+
+
+WORKER_CHECK_S = 0.5  # while waiting for a worker's answer, check this often (s) that it is still alive
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended (killed, crashed) while the caller waited for it; the message names the worker,
+    its process id, its environments and how it ended. The VecRaceEnv is unusable after it: close it (its
+    shared memory is released) and build a new one."""
+
+    def __init__(self, message: str, worker: int, pid: int | None, envs: range):
+        super().__init__(message)
+        self.worker, self.pid, self.envs = worker, pid, envs
 
 
 @dataclass
@@ -164,6 +178,7 @@ class VecRaceEnv:
         self._conns, self._procs, self._local = [], [], None
         self.done = np.ones(num_envs, dtype=bool)
         self._closed = False
+        self._broken: WorkerDied | None = None  # set once a worker has died
         try:
             if self.workers == 0:
                 self._local = _Shard(0, num_envs, self.obs, env_kwargs, weathers)
@@ -180,24 +195,64 @@ class VecRaceEnv:
                     child.close()
                     self._conns.append(parent)
                     self._procs.append(proc)
-                for conn in self._conns:
-                    self._receive(conn)
+                for w in range(len(self._conns)):
+                    self._receive(w, starting=True)
         except BaseException:
             self.close()  # no orphaned workers or shared memory
             raise
 
-    @staticmethod
-    def _receive(conn):
+    def _receive(self, w: int, starting: bool = False):
+        """Worker `w`'s answer. A worker that has died raises WorkerDied within WORKER_CHECK_S (its end of the
+        pipe closes at once; the liveness check covers a pipe some other process still holds)."""
+        if self._broken is not None:
+            raise self._broken
+        conn, proc = self._conns[w], self._procs[w]
         try:
+            while not conn.poll(WORKER_CHECK_S):
+                if not proc.is_alive():
+                    raise EOFError
             status, payload = conn.recv()
-        except EOFError:
-            raise RuntimeError(
-                "a racing worker exited without answering (its error is printed above; "
-                "with the 'spawn' start method, scripts need an `if __name__ == '__main__':` guard)"
-            ) from None
+        except (EOFError, OSError):
+            raise self._died(w, "starting" if starting else "working") from None
         if status == "error":
-            raise RuntimeError(f"racing worker failed:\n{payload}")
+            raise RuntimeError(f"racing worker {w} (environments {self._envs_text(w)}) failed:\n{payload}")
         return payload
+
+    def _send(self, w: int, message: tuple) -> None:
+        if self._broken is not None:
+            raise self._broken
+        try:
+            self._conns[w].send(message)
+        except OSError:  # BrokenPipeError, ConnectionResetError: the worker has gone
+            raise self._died(w, "taking a command") from None
+
+    def _envs_text(self, w: int) -> str:
+        lo, hi = self._bounds[w]
+        return f"{lo}-{hi - 1}" if hi - lo > 1 else str(lo)
+
+    def _died(self, w: int, doing: str) -> WorkerDied:
+        """The error for worker `w` gone; every later call raises it too (the batch is incomplete)."""
+        proc = self._procs[w]
+        proc.join(timeout=1)
+        code = proc.exitcode
+        if code is not None and code < 0:
+            try:
+                how = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"killed by signal {-code}"
+        else:
+            how = "still running but its pipe closed" if code is None else f"exited with status {code}"
+        message = (f"racing worker {w} (pid {proc.pid}, environments {self._envs_text(w)} of {self.num_envs}) "
+                   f"{how} while {doing}; its environments are lost: close this VecRaceEnv and build a new one")
+        if doing == "starting":
+            message += (" (its error is printed above; with the 'spawn' start method, scripts need an "
+                        "`if __name__ == '__main__':` guard)")
+        self._broken = WorkerDied(message, w, proc.pid, self.worker_envs(w))
+        return self._broken
+
+    def worker_pid(self, worker: int) -> int | None:
+        """The process id of worker `worker` (for monitoring; None before it started)."""
+        return self._procs[worker].pid
 
     def _gather(self, parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         return {key: np.concatenate([p[key] for p in parts]) for key in INFO_FIELDS}
@@ -217,9 +272,9 @@ class VecRaceEnv:
         if self._local is not None:
             info = self._local.reset(wanted)
         else:
-            for conn, (lo, hi) in zip(self._conns, self._bounds):
-                conn.send(("reset", {i: s for i, s in wanted.items() if lo <= i < hi}))
-            info = self._gather([self._receive(conn) for conn in self._conns])
+            for w, (lo, hi) in enumerate(self._bounds):
+                self._send(w, ("reset", {i: s for i, s in wanted.items() if lo <= i < hi}))
+            info = self._gather([self._receive(w) for w in range(len(self._conns))])
         self.done[indices] = False
         return self.obs, info
 
@@ -261,12 +316,12 @@ class VecRaceEnv:
         actions = self._check_actions(actions)
         for w in workers:
             lo, hi = self._bounds[w]
-            self._conns[w].send(("step", actions[lo:hi]))
+            self._send(w, ("step", actions[lo:hi]))
 
     def step_wait(self, workers: Sequence[int]) -> StepResult:
         """The results of `step_async(actions, workers)`: arrays over those workers'
         environments in index order (obs is the whole shared array)."""
-        parts = [self._receive(self._conns[w]) for w in workers]
+        parts = [self._receive(w) for w in workers]
         reward, terminated, truncated, done = (np.concatenate([p[k] for p in parts]) for k in range(4))
         for w, part in zip(workers, parts):
             lo, hi = self._bounds[w]
@@ -317,12 +372,12 @@ class VecRaceEnv:
         if self._local is not None:
             self._local.end(indices)
         else:  # only the workers that own them: another may be stepping (step_async)
-            owners = [(conn, [i for i in indices if lo <= i < hi]) for conn, (lo, hi) in zip(self._conns, self._bounds)]
-            owners = [(conn, mine) for conn, mine in owners if mine]
-            for conn, mine in owners:
-                conn.send(("end", mine))
-            for conn, _ in owners:
-                self._receive(conn)
+            owners = [(w, [i for i in indices if lo <= i < hi]) for w, (lo, hi) in enumerate(self._bounds)]
+            owners = [(w, mine) for w, mine in owners if mine]
+            for w, mine in owners:
+                self._send(w, ("end", mine))
+            for w, _ in owners:
+                self._receive(w)
         self.done[indices] = True
 
     def close(self) -> None:

@@ -109,8 +109,14 @@ def read_yaml(path: Path, what: str) -> Any:
         return yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
         raise KnobError(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise KnobError(f"{path}: a directory, not a {what}") from None
+    except UnicodeDecodeError:
+        raise KnobError(f"{path}: not a text file (a {what} is YAML)") from None
+    except OSError as e:
+        raise KnobError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
     except yaml.YAMLError as e:
-        raise KnobError(f"{path}: not valid YAML ({e})") from None
+        raise KnobError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
 
 
 def load_bounds(path: Path = BOUNDS_PATH) -> Bounds:
@@ -188,6 +194,8 @@ class Knobs:
 def load_knobs_file(path: Path, bounds: Bounds) -> Knobs:
     """A YAML mapping of knob to value (gating_bias nested) -> validated Knobs."""
     raw = read_yaml(path, "knobs file")
+    if raw is None:
+        raise KnobError(f"{path}: empty knobs file (expected a mapping of knob to value, see configs/bounds.yaml)")
     knobs = Knobs(bounds)
-    knobs.update(raw or {}, where=str(path))
+    knobs.update(raw, where=str(path))
     return knobs

@@ -26,6 +26,7 @@ import numpy as np
 from engine.env.autopilot import STYLES, Autopilot
 from engine.env.racing_env import FPS  # steps per second of race time
 from engine.env.vector_env import StepResult, VecRaceEnv
+from engine.memory import release_free_memory
 from engine.policy.controller import ControllerInfo
 from engine.policy.knobs import Knobs, load_bounds
 from engine.policy.players import Players, invariants_array, load_controllers
@@ -309,6 +310,7 @@ class Duel:
 
     def close(self) -> None:
         self.vec.close()
+        release_free_memory()  # engine.memory: what closed duels freed goes back to the system, not into RSS
 
     def __enter__(self) -> Duel:
         return self

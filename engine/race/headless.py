@@ -4,6 +4,7 @@ files), with live telemetry lines (or JSON lines) and a result table."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ def parse_speed(speed: str) -> float | None:
         factor = float(speed)
     except ValueError:
         raise ValueError(f"--speed must be realtime, max or a positive number, got {speed!r}") from None
-    if not factor > 0:
+    if not (factor > 0 and math.isfinite(factor)):
         raise ValueError(f"--speed must be realtime, max or a positive number, got {speed!r}")
     return factor
 

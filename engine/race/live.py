@@ -52,6 +52,7 @@ class Snapshot:
     positions: np.ndarray | None = None  # (2, 2) float64, each car's world position (metres)
     progress: np.ndarray | None = None  # (2,) float64, tiles along the lap (unwrapped)
     gap: tuple[str | None, float, float] = (None, 0.0, 0.0)  # (leader, tiles, seconds) along the track
+    error: str | None = None  # why the race stopped (status "error"), e.g. a worker process died; reset recovers
 
 
 class RaceRunner:
@@ -62,14 +63,22 @@ class RaceRunner:
         speed: steps per second as a multiple of real time (1.0: 50 steps/s); None: as fast as possible.
         device, weather, renderer, weights_dir, driver: as for `engine.race.duel.Duel`.
         controllers: the two controller files (A, B), or None for weights_dir's controllerA.npz and controllerB.npz.
+        workers: environment worker processes (0: in this thread's process, the default).
+
+    When a step fails (a worker process killed, anything else), the race stops with status "error" and the
+    error in the snapshot; the runner and its watchers stay up, and `reset` builds a fresh duel (new
+    workers, new shared memory) with the players' knobs as they were.
     """
 
     def __init__(self, seed: int | None = None, speed: float | None = 1.0, device: str = "auto",
                  weather: str = "clear", renderer: str = "exact", weights_dir: Path | None = None,
-                 driver: str = "model", controllers: Sequence[Path | None] | None = None):  # fmt: skip
+                 driver: str = "model", controllers: Sequence[Path | None] | None = None,
+                 workers: int = 0):  # fmt: skip
         self.weights_dir = WEIGHTS_DIR if weights_dir is None else Path(weights_dir)
-        self.duel = Duel(controllers=controllers, renderer=renderer, weather=weather, device=device,
-                         weights_dir=self.weights_dir, driver=driver)  # fmt: skip
+        self._duel_args = dict(controllers=controllers, renderer=renderer, weather=weather, device=device,
+                               weights_dir=self.weights_dir, driver=driver, workers=workers)  # fmt: skip
+        self.duel = Duel(**self._duel_args)
+        self.error: str | None = None
         self.speed, self.weather = speed, weather
         self.controllers = [info.kind for info in self.duel.controller_info]
         self.controller_info = [info.as_dict() for info in self.duel.controller_info]
@@ -105,7 +114,7 @@ class RaceRunner:
         with self._lock:
             if self.duel.running:
                 self.duel.pause()
-            else:
+            elif self.error is None:  # a failed race waits for reset
                 self.duel.start()
                 self._pace_start, self._pace_steps = time.perf_counter(), 0
             self._publish()
@@ -123,6 +132,8 @@ class RaceRunner:
                 seed = self.duel.seeds[0] if self.duel.seeds else secrets.randbelow(SEED_RANGE)
             if not 0 <= int(seed) < 2**32:
                 raise ValueError(f"seed must be in 0..{2**32 - 1}, got {seed}")
+            if self.error is not None:
+                self._rebuild()
             self.duel.reset(int(seed))
             self._filled = [0, 0]
             self.lap = LapProgress(track_geometry(self.duel.vec.local_envs()[0], int(seed)))
@@ -171,13 +182,28 @@ class RaceRunner:
                 self._built = self._build()
             return self._built
 
+    def _rebuild(self) -> None:
+        """A fresh duel after a failure (its workers and shared memory are new), the knobs as they were."""
+        knobs = [dict(k.values) for k in self.duel.knobs]
+        self.duel.close()  # releases the shared memory and ends the workers still alive
+        self.duel = Duel(**self._duel_args)
+        for p, values in enumerate(knobs):
+            self.duel.set_knobs(p, values, where=f"player {PLAYERS[p]}")
+        self.error = None
+
     # -- the worker --------------------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop.is_set():
             with self._lock:
                 running = self.duel.running
                 if running:
-                    self._step()
+                    try:
+                        self._step()
+                    except Exception as e:  # the race stops and says why; watchers stay up, reset recovers
+                        self.error = " ".join(f"{type(e).__name__}: {e}".split())
+                        self.duel.pause()
+                        running = False
+                        self._publish()
             if not running:
                 self._wake.wait(0.05)
                 self._wake.clear()
@@ -206,7 +232,9 @@ class RaceRunner:
     def _build(self) -> Snapshot:
         d = self.duel
         lead, tiles, seconds = self.lap.gap()
-        if d.finished:
+        if self.error is not None:
+            status = "error"
+        elif d.finished:
             status = "finished"
         elif d.running:
             status = "running"
@@ -219,8 +247,9 @@ class RaceRunner:
             knobs=[dict(k.values) for k in d.knobs],
             leader=d.leader(), winner=(d.winner() or "draw") if d.finished else None, weather=self.weather,
             controllers=self.controllers, controller_info=self.controller_info, track=self.lap.geometry,
-            positions=car_positions(d.vec.local_envs()), progress=self.lap.progress.copy(),
-            gap=(None if lead is None else PLAYERS[lead], tiles, seconds),
+            positions=car_positions(d.vec.local_envs()) if d.vec.workers == 0 else None,
+            progress=self.lap.progress.copy(), gap=(None if lead is None else PLAYERS[lead], tiles, seconds),
+            error=self.error,
         )  # fmt: skip
 
 

@@ -8,6 +8,7 @@ and A's win rate (a draw counts half) with a 95% Wilson score interval.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from engine.env.racing_env import MAX_EPISODE_STEPS
+from engine.files import save_figure, write_atomic, write_error
 from engine.hardware import hardware_info
 from engine.policy.knobs import Knobs
 from engine.race.duel import PLAYERS, Duel
@@ -68,6 +70,78 @@ def race_tracks(seeds: list[int], controllers: tuple[Path, Path] | None = None,
         return [duel.result(d) for d in range(len(seeds))], info, duel.players.world.precision
 
 
+JOURNAL = "tournament.journal.jsonl"  # in --out while a tournament runs; removed once its results are written
+
+
+class Journal:
+    """The finished tracks of a tournament, on disk as they finish: a header line with the settings that decide
+    the results (tracks, seeds, renderer, weather, knobs, controller and manifest sha256, device, precision,
+    steps), then one JSON line per finished track, appended and fsynced after each batch. A rerun of the same
+    tournament continues from it (its results are the same: every track's race is independent of its batch);
+    a journal of other settings is refused (ValueError: --force starts over). A line cut short by a kill is
+    dropped and that track raced again."""
+
+    def __init__(self, path: Path, settings: dict[str, Any], force: bool = False):
+        self.path, self.settings = Path(path), json.loads(json.dumps(settings))  # as it reads back
+        self.done: dict[int, dict] = {}
+        self.meta: list[dict] | None = None
+        self.precision: str | None = None
+        if force and self.path.exists():
+            self.path.unlink()
+        if not self.path.exists():
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise write_error(self.path.parent, e) from None
+            write_atomic(self.path, json.dumps({"settings": self.settings}) + "\n")
+            return
+        records = []
+        for line in self.path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # the last line, cut short by a kill
+                break
+        if not records or records[0].get("settings") != self.settings:
+            raise ValueError(f"{self.path}: the journal of a tournament with other settings (tracks, seeds, knobs, "
+                             "controllers, renderer, ...): pass --force to start over")  # fmt: skip
+        for r in records[1:]:
+            self.done[r["result"]["seed"]] = r["result"]
+            self.meta, self.precision = r["meta"], r["precision"]
+        write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in records))  # without a torn last line
+
+    def record(self, results: list[dict], meta: list[dict], precision: str) -> None:
+        """Append finished tracks (each a `Duel.result`), flushed to the disk before returning."""
+        lines = "".join(json.dumps({"result": r, "meta": meta, "precision": precision}) + "\n" for r in results)
+        try:
+            with open(self.path, "a") as f:
+                f.write(lines)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise write_error(self.path, e) from None
+        for r in results:
+            self.done[r["seed"]] = r
+        self.meta, self.precision = meta, precision
+
+
+def _sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return f"unreadable {path}"  # the duel names the problem when it loads the file
+
+
+def journal_settings(seeds: list[int], renderer: str, weather: str, knobs: tuple[Knobs, Knobs] | None,
+                     controllers: tuple[Path, Path] | None, device: str, precision: str, weights_dir: Path,
+                     max_steps: int) -> dict[str, Any]:  # fmt: skip
+    """What decides a tournament's per-track results: a journal only continues a tournament with these."""
+    paths = controllers or tuple(Path(weights_dir) / f"controller{name}.npz" for name in PLAYERS)
+    return {"seeds": [seeds[0], seeds[-1]], "renderer": renderer, "weather": weather,
+            "knobs": [k.nested() for k in knobs] if knobs else None,
+            "controllers": [_sha256(p) for p in paths], "manifest": _sha256(Path(weights_dir) / "manifest.json"),
+            "device": device, "precision": precision, "max_steps": max_steps}  # fmt: skip
+
+
 def run_tournament(
     tracks: int = 100,
     seed_start: int = HELD_OUT_SEED_START,
@@ -86,6 +160,8 @@ def run_tournament(
     backend: str = "local",
     max_steps: int = MAX_EPISODE_STEPS,
     controller_names: tuple[str, str] | None = None,
+    journal: Path | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Race A against B on tracks seed_start .. seed_start + tracks - 1, `batch` duels at a
     time. With `processes` > 1 the tracks are shared out over that many processes, each
@@ -94,7 +170,8 @@ def run_tournament(
     reports progress. backend "ray": the batches are Ray tasks on the cluster joined with
     engine.race.cluster.connect (see there). controllers: files for A and B (default weights_dir's),
     called `controller_names` in the summary (default: the files' stems); max_steps: each race's time
-    limit (CarRacing-v3: 1000; shorter for tests). Returns the summary with per-track results."""
+    limit (CarRacing-v3: 1000; shorter for tests). journal: a `Journal` file recording each finished
+    track; a rerun continues where it stopped (force: start over). Returns the summary with per-track results."""
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if tracks < 1 or batch < 1 or processes < 1:
@@ -103,49 +180,65 @@ def run_tournament(
     common = dict(controllers=controllers, knobs=knobs, renderer=renderer, weather=weather, device=device,
                   precision=precision, weights_dir=weights_dir, max_steps=max_steps,
                   controller_names=controller_names)  # fmt: skip
-    results, meta, precision_used = [], None, precision
-    total, done = tracks * max_steps, 0
+    book = None
+    if journal is not None:
+        book = Journal(journal, journal_settings(seeds, renderer, weather, knobs, controllers, device, precision,
+                                                 weights_dir, max_steps), force=force)  # fmt: skip
+    finished: dict[int, dict] = dict(book.done) if book else {}
+    meta, precision_used = (book.meta, book.precision) if book and book.meta else (None, precision)
+    todo = [s for s in seeds if s not in finished]
+
+    def keep(res: list[dict], m: list[dict], p: str) -> None:
+        nonlocal meta, precision_used
+        if book is not None:
+            book.record(res, m, p)
+        finished.update((r["seed"], r) for r in res)
+        meta, precision_used = m, p
+
+    total, done = tracks * max_steps, max_steps * len(finished)
+    if on_step is not None and done:
+        on_step(done, total)
     start = time.perf_counter()
-    if backend == "ray":
+    if not todo:
+        pass
+    elif backend == "ray":
         from engine.race.cluster import race_on_ray
 
-        results, meta, precision_used = race_on_ray(
-            seeds, batch, race_tracks, common,
-            on_batch=None if on_step is None else (lambda n: on_step(max_steps * n, total)))  # fmt: skip
+        keep(*race_on_ray(todo, batch, race_tracks, common,
+                          on_batch=None if on_step is None else (lambda n: on_step(done + max_steps * n, total))),
+             )  # fmt: skip
     elif processes == 1:
-        for lo in range(0, tracks, batch):
-            chunk = seeds[lo : lo + batch]
+        for lo in range(0, len(todo), batch):
+            chunk = todo[lo : lo + batch]
 
             def progress(k: int, base: int = done, size: int = len(chunk)) -> None:
                 if on_step is not None:
                     on_step(base + k * size, total)
 
-            res, meta, precision_used = race_tracks(chunk, **common, workers=workers, threads=threads,
-                                                    on_step=progress)  # fmt: skip
-            results += res
+            keep(*race_tracks(chunk, **common, workers=workers, threads=threads, on_step=progress))
             done += max_steps * len(chunk)
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        size = min(batch, math.ceil(tracks / processes))
-        chunks = [seeds[lo : lo + size] for lo in range(0, tracks, size)]
-        parts: dict[int, list[dict]] = {}
+        size = min(batch, math.ceil(len(todo) / processes))
+        chunks = [todo[lo : lo + size] for lo in range(0, len(todo), size)]
         with ProcessPoolExecutor(processes, mp_context=mp.get_context("spawn")) as pool:
             futures = {pool.submit(race_tracks, chunk, **common, workers=0, threads=1): k
                        for k, chunk in enumerate(chunks)}  # fmt: skip
             for future in as_completed(futures):
-                k = futures[future]
-                parts[k], meta, precision_used = future.result()
-                done += max_steps * len(chunks[k])
+                keep(*future.result())
+                done += max_steps * len(chunks[futures[future]])
                 if on_step is not None:
                     on_step(done, total)
-        results = [r for k in range(len(chunks)) for r in parts[k]]
+    results = [finished[s] for s in seeds]
     wall = time.perf_counter() - start
     summary = summarise(results, meta, renderer, weather, wall)
     summary["precision"] = precision_used
     summary["processes"] = processes
     summary["backend"] = backend
+    summary["max_steps"] = max_steps
+    summary["resumed_tracks"] = tracks - len(todo)  # finished in an earlier, interrupted run (from the journal)
     summary["hardware"] = hardware_info()  # races transfer across CPUs only as means (README: Determinism)
     return summary
 
@@ -195,12 +288,15 @@ def format_summary(s: dict[str, Any]) -> str:
 
 def write_outputs(s: dict[str, Any], out: Path, force: bool = False) -> list[Path]:
     """tournament.json and, with matplotlib installed, tournament.png (reward histograms) in `out`."""
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(out, e) from None
     paths = [out / "tournament.json", out / "tournament.png"]
     existing = [p for p in paths if p.exists()]
     if existing and not force:
         raise ValueError(f"{', '.join(map(str, existing))} already exist: pass --force to replace them")
-    paths[0].write_text(json.dumps(s, indent=1) + "\n")
+    write_atomic(paths[0], json.dumps(s, indent=1) + "\n")
     try:
         import matplotlib
     except ModuleNotFoundError:
@@ -223,6 +319,8 @@ def write_outputs(s: dict[str, Any], out: Path, force: bool = False) -> list[Pat
     ax.set_ylabel("tracks")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(paths[1], dpi=100)
-    plt.close(fig)
+    try:
+        save_figure(fig, paths[1], dpi=100)
+    finally:
+        plt.close(fig)
     return paths

@@ -7,7 +7,8 @@ from textual.widgets import Static
 
 from engine.race.live import Snapshot
 
-STATUS_STYLE = {"ready": "bold cyan", "running": "bold green", "paused": "bold yellow", "finished": "bold magenta"}
+STATUS_STYLE = {"ready": "bold cyan", "running": "bold green", "paused": "bold yellow", "finished": "bold magenta",
+                "error": "bold white on red"}  # fmt: skip
 
 
 class RaceHeader(Static):
@@ -18,7 +19,9 @@ class RaceHeader(Static):
             ("VMC Duel", "bold"), "  track ", (str(snap.seed), "bold"), f"  step {snap.step:4d}/1000  ",
             (snap.status.upper(), STATUS_STYLE[snap.status]), "  ",
         )  # fmt: skip
-        if snap.status == "finished":
+        if snap.status == "error":
+            text.append("stopped: press r to reset", "bold red")
+        elif snap.status == "finished":
             text.append("winner: " + (snap.winner or "draw"), "bold magenta")
         else:
             text.append(f"{snap.leader} leads" if snap.leader else "level", "bold")
