@@ -25,7 +25,9 @@ from engine.world_model.manifest import WEIGHTS_DIR
 # within which each kill lands (uniform): about the whole run's length on 2 busy cores, so kills fall in setup,
 # in the middle of a generation or epoch, and while its checkpoint is being written
 KILLS = {"controller": 8, "vae": 6, "mdnrnn": 6}
-TARGET = {"controller": 12, "vae": 8, "mdnrnn": 6}
+# Runs long enough that no run can finish within the kill schedule on a fast, idle machine (a run that ended
+# before its kill would not test the kill); the last uninterrupted rerun trains what is left.
+TARGET = {"controller": 40, "vae": 16, "mdnrnn": 12}
 DELAY_S = {"controller": (0.05, 1.2), "vae": (0.3, 3.0), "mdnrnn": (0.3, 2.0)}
 EPISODES, STEPS = 10, 6  # the tiny data set: episodes of this many steps (random frames)
 

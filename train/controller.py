@@ -223,19 +223,22 @@ def load_generation(run: Path) -> tuple[object, dict, list[dict]]:
     `save_generation` at: es.next.pkl when it holds that generation (killed just before its rename),
     else es.pkl; log rows past that generation dropped."""
     state = json.loads((run / "state.json").read_text())
-    es = None
+    es, source = None, None
     candidates = [run / "es.next.pkl", run / "es.pkl"]
     for path in candidates:
         if path.exists():
             with open(path, "rb") as f:  # our own checkpoint, written by save_generation
                 candidate = pickle.load(f)
             if candidate.countiter == state["generation"]:
-                es = candidate
+                es, source = candidate, path
                 break
     if es is None:
         raise ValueError(f"{run}: no CMA state for generation {state['generation']} (es.pkl of generation "
                          "another); --force starts over")  # fmt: skip
-    (run / "es.next.pkl").unlink(missing_ok=True)
+    if source.name == "es.next.pkl":  # killed between the commit point and the rename: finish the rename
+        os.replace(source, run / "es.pkl")
+    else:  # an es.next.pkl left over is of a generation that was never committed
+        (run / "es.next.pkl").unlink(missing_ok=True)
     rows = []
     for r in csv.DictReader((run / "log.csv").open()):
         try:

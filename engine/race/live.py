@@ -136,7 +136,9 @@ class RaceRunner:
                 self._rebuild()
             self.duel.reset(int(seed))
             self._filled = [0, 0]
-            self.lap = LapProgress(track_geometry(self.duel.vec.local_envs()[0], int(seed)))
+            # The map reads the track and the cars from the simulator: in-process environments only.
+            local = self.duel.vec.workers == 0
+            self.lap = LapProgress(track_geometry(self.duel.vec.local_envs()[0], int(seed))) if local else None
             self._publish()
             return int(seed)
 
@@ -219,7 +221,8 @@ class RaceRunner:
 
     def _step(self) -> None:
         self.duel.step()
-        self.lap.update(max(t.step for t in self.duel.telemetry), car_positions(self.duel.vec.local_envs()))
+        if self.lap is not None:
+            self.lap.update(max(t.step for t in self.duel.telemetry), car_positions(self.duel.vec.local_envs()))
         for p, t in enumerate(self.duel.telemetry):
             if self._filled[p] < min(t.step, HISTORY):
                 self._rewards[p, self._filled[p]] = t.reward
@@ -231,7 +234,7 @@ class RaceRunner:
 
     def _build(self) -> Snapshot:
         d = self.duel
-        lead, tiles, seconds = self.lap.gap()
+        lead, tiles, seconds = self.lap.gap() if self.lap is not None else (None, 0.0, 0.0)
         if self.error is not None:
             status = "error"
         elif d.finished:
@@ -246,9 +249,11 @@ class RaceRunner:
             rewards=[self._rewards[p, : self._filled[p]].copy() for p in range(2)],
             knobs=[dict(k.values) for k in d.knobs],
             leader=d.leader(), winner=(d.winner() or "draw") if d.finished else None, weather=self.weather,
-            controllers=self.controllers, controller_info=self.controller_info, track=self.lap.geometry,
-            positions=car_positions(d.vec.local_envs()) if d.vec.workers == 0 else None,
-            progress=self.lap.progress.copy(), gap=(None if lead is None else PLAYERS[lead], tiles, seconds),
+            controllers=self.controllers, controller_info=self.controller_info,
+            track=None if self.lap is None else self.lap.geometry,
+            positions=None if self.lap is None else car_positions(d.vec.local_envs()),
+            progress=None if self.lap is None else self.lap.progress.copy(),
+            gap=(None if lead is None else PLAYERS[lead], tiles, seconds),
             error=self.error,
         )  # fmt: skip
 
