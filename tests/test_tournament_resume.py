@@ -67,8 +67,11 @@ def test_sigkill_then_the_same_command_continues_to_the_same_results(tmp_path):
 def test_sigint_then_other_settings_are_refused_and_force_starts_over(tmp_path):
     reference = run(tmp_path / "whole")
     assert reference.returncode == 0, reference.stderr
-    cut = tmp_path / "cut"
-    status, err, _ = interrupt(cut, signal.SIGINT)
+    for attempt in range(3):  # a SIGINT that lands while the last batch is being written can let the run end (0)
+        cut = tmp_path / f"cut{attempt}"
+        status, err, _ = interrupt(cut, signal.SIGINT)
+        if status != 0:
+            break
     assert status == 130 and "interrupted" in err and "Traceback" not in err
     other = subprocess.run([sys.executable, "-m", "vmc_duel", *ARGS, "--out", str(cut), "--max-steps", "100"],
                            capture_output=True, text=True, timeout=300, env=ENV, cwd=tmp_path)  # fmt: skip
