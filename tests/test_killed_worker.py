@@ -165,7 +165,7 @@ def test_cli_tournament_with_a_killed_worker_ends_with_one_line(tmp_path):
     import sys
 
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([sys.executable, "-m", "vmc_duel", "tournament", "--tracks", "2", "--batch", "2",
+    proc = subprocess.Popen([sys.executable, "-m", "vmc_duel", "tournament", "--tracks", "8", "--batch", "8",
                              "--workers", "2", "--processes", "1", "--renderer", "fast", "--device", "cpu",
                              "--out", str(tmp_path / "t")], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(root)),
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
