@@ -3,9 +3,13 @@
     python benchmarks/bench_duel.py [--device cpu|cuda] [--steps 200] [--repeats 5] [--threads 1]
                                     [--torch-threads N] [--no-baseline] [--quick] [--out FILE]
 
-Engine: `engine.race.duel.Duel(renderer, device, knobs=[k, k])`, both players looking ahead
-(lookahead_horizon 10, risk_aversion 0.5: one lookahead.onnx run per duel step on top of
-the world model), `duel.step()` N times after `duel.reset(seed)` (reset again when it ends).
+Engine: `engine.race.duel.Duel(renderer, device, knobs=[k, k], lanes)`, both players looking
+ahead (lookahead_horizon 10, risk_aversion 0.5: one imagined rollout per duel step on top
+of the world model), `duel.step()` N times after `duel.reset(seed)` (reset again when it
+ends). Stacks: each renderer in one process (lanes=1) and in two lanes (lanes=2: car B's
+whole chain in a worker process at the same time as car A's, engine.race.lanes), in fp32;
+and on the CPU the fast renderer in two lanes with the int8 world model when it passed its
+driving gate (what `--precision auto` picks there).
 
 Baseline, what a user of the original World Models design would run: two stock
 `gymnasium.make("CarRacing-v3")` environments, and per player per step the PyTorch eager
@@ -22,7 +26,8 @@ round; the table reports median duel steps/s with the spread (min-max), and each
 renderer's speed-up as the median of the per-round ratios engine / baseline, all measured
 side by side in this one run. Then one more, untimed-for-the-table run per engine renderer
 says where a duel step's time goes (ms per duel step): the environments, the world-model
-run, the lookahead run, the numba kernels, and the rest (Python: telemetry, bookkeeping).
+run, the lookahead run, the numba kernels, the wait for the other lane (two lanes: the
+parts before it are this process's lane, car A), and the rest (Python: telemetry, bookkeeping).
 The last line printed is the whole result as JSON.
 """
 
@@ -54,6 +59,21 @@ from engine.policy.knobs import Knobs, load_bounds  # noqa: E402
 from engine.world_model.manifest import WEIGHTS_DIR  # noqa: E402
 
 ENGINE_RENDERERS = ("exact", "fast")
+
+
+def engine_stacks(device: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, dict]:
+    """The engine configurations timed: name -> Duel keyword arguments."""
+    stacks = {}
+    for lanes in (1, 2):
+        for r in ENGINE_RENDERERS:
+            name = f"engine_{r}" + ("" if lanes == 1 else "_2lanes")
+            stacks[name] = {"renderer": r, "lanes": lanes, "precision": precision_for(device)}
+    from engine.world_model.manifest import load_manifest
+    from engine.world_model.runtime import int8_passed_gate
+
+    if device == "cpu" and int8_passed_gate(load_manifest(weights_dir, verify=False)):
+        stacks["engine_fast_2lanes_int8"] = {"renderer": "fast", "lanes": 2, "precision": "int8"}
+    return stacks
 LOOKAHEAD = {"lookahead_horizon": 10, "risk_aversion": 0.5}  # both players' knobs
 MODEL_SIDE = 64  # px: the VAE's input side
 QUICK = {"steps": 5, "repeats": 1}
@@ -143,7 +163,7 @@ def breakdown(duel, steps: int, seed: int) -> dict[str, float]:
     with a timer costs about a microsecond per call, so `total_ms` reads a little high)."""
     import engine.policy.players as players_module
 
-    spent = dict.fromkeys(("env", "world_model", "lookahead", "numba"), 0.0)
+    spent = dict.fromkeys(("env", "world_model", "lookahead", "numba", "lane_wait"), 0.0)
 
     def clocked(part: str, fn):
         def call(*args, **kwargs):
@@ -161,13 +181,20 @@ def breakdown(duel, steps: int, seed: int) -> dict[str, float]:
 
     kernels = ("policy_actions", "mixture_stats", "spread_risk", "apply_knobs")
     saved = {name: getattr(players_module, name) for name in kernels}
-    vec_step, world_step, lookahead = duel.vec.step, duel.players.world.step, duel.players.lookahead
+    lane = duel.lanes.local if duel.lanes is not None else duel  # two lanes: this process's
+    vec, players = lane.vec, lane.players
+    vec_step, world_step, lookahead = vec.step, players.world.step, players.lookahead
     try:
         for name in kernels:
             setattr(players_module, name, clocked("numba", saved[name]))
-        duel.vec.step = clocked("env", vec_step)
-        duel.players.world.step = clocked("world_model", world_step)
-        duel.players.lookahead = ClockedSession(lookahead)
+        vec.step = clocked("env", vec_step)
+        players.world.step = clocked("world_model", world_step)
+        if players.imagination is not None:  # the CPU's numba rollout
+            players.imagination.off_max = clocked("lookahead", players.imagination.off_max)
+        else:
+            players.lookahead = ClockedSession(lookahead)
+        if duel.lanes is not None:
+            duel.lanes.remote.step_wait = clocked("lane_wait", duel.lanes.remote.step_wait)
         duel.reset(seed)
         for part in spent:
             spent[part] = 0.0
@@ -180,8 +207,12 @@ def breakdown(duel, steps: int, seed: int) -> dict[str, float]:
     finally:
         for name in kernels:
             setattr(players_module, name, saved[name])
-        del duel.vec.step, duel.players.world.step
-        duel.players.lookahead = lookahead
+        del vec.step, players.world.step
+        players.lookahead = lookahead
+        if players.imagination is not None:
+            del players.imagination.off_max
+        if duel.lanes is not None:
+            del duel.lanes.remote.step_wait
     out = {f"{part}_ms": 1e3 * t / steps for part, t in spent.items()}
     out["python_other_ms"] = 1e3 * (total - sum(spent.values())) / steps
     out["total_ms"] = 1e3 * total / steps
@@ -218,9 +249,8 @@ def run(args: argparse.Namespace) -> dict:
     duels = {}
     baseline, reason = None, None
     try:
-        for r in ENGINE_RENDERERS:
-            duels[f"engine_{r}"] = Duel(renderer=r, device=args.device, knobs=[k, k], threads=args.threads,
-                                        precision=precision_for(args.device))  # fmt: skip
+        for name, kwargs in engine_stacks(args.device).items():
+            duels[name] = Duel(device=args.device, knobs=[k, k], threads=args.threads, **kwargs)
         baseline, reason = baseline_or_reason(args)
         if reason:
             print(f"bench_duel: baseline skipped: {reason}", file=sys.stderr)
@@ -253,7 +283,10 @@ def run(args: argparse.Namespace) -> dict:
 
         result["baseline"] = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                               "renderer": "stock gymnasium CarRacing-v3", "lookahead": False}  # fmt: skip
-        result["speedup_vs_baseline"] = {r: median_ratio(rounds, f"engine_{r}", "baseline") for r in ENGINE_RENDERERS}
+        result["speedup_vs_baseline"] = {name[len("engine_"):]: median_ratio(rounds, name, "baseline")
+                                         for name in duels}  # fmt: skip
+    result["stacks"] = {name: {"renderer": d.renderer, "lanes": 1 if d.lanes is None else 2,
+                               "precision": d.precision} for name, d in duels.items()}  # fmt: skip
     return result
 
 
@@ -262,18 +295,18 @@ def format_table(result: dict) -> str:
     speedup = result.get("speedup_vs_baseline", {})
     lines = [f"Duel loop on {result['device']} (lookahead 10, risk aversion 0.5): duel steps/s, "
              f"{result['steps']} steps x {result['repeats']} rounds",
-             f"{'stack':<16}{'duel steps/s':>14}{'min-max':>16}{'vs baseline':>13}"]  # fmt: skip
+             f"{'stack':<26}{'duel steps/s':>14}{'min-max':>16}{'vs baseline':>13}"]  # fmt: skip
     for name, s in rates.items():
         ratio = "1.00x" if name == "baseline" else (f"{speedup[name[7:]]:.2f}x" if speedup else "-")
-        lines.append(f"{name:<16}{s['median']:>14.1f}{spread(s, '{:.1f}'):>16}{ratio:>13}")
+        lines.append(f"{name:<26}{s['median']:>14.1f}{spread(s, '{:.1f}'):>16}{ratio:>13}")
     if result["baseline_skipped"]:
         lines.append(f"baseline skipped: {result['baseline_skipped']}")
     parts = result.get("breakdown_ms_per_duel_step", {})
     if parts:
-        cols = ("env", "world_model", "lookahead", "numba", "python_other", "total")
+        cols = ("env", "world_model", "lookahead", "numba", "lane_wait", "python_other", "total")
         lines.append("where a duel step's time goes, ms: " + " / ".join(cols))
         for name, b in parts.items():
-            lines.append(f"{name:<16}" + "".join(f"{b[f'{c}_ms']:>9.3f}" for c in cols))
+            lines.append(f"{name:<26}" + "".join(f"{b[f'{c}_ms']:>9.3f}" for c in cols))
     return "\n".join(lines)
 
 

@@ -206,3 +206,41 @@ def check_lookahead(weights: Path, obs: np.ndarray, horizons=(1, 5, 10, 25)) -> 
         ref = reference_off_max(sess["dream"], z, action, h, c, W, b, horizon)
         worst = max(worst, float(np.abs(got - ref).max()))
     return worst
+
+
+def check_imagination(weights: Path, z_size: int, gaussians: int, obs: np.ndarray | None = None,
+                      horizons=(1, 5, 10, 25)) -> float:  # fmt: skip
+    """Largest |engine.policy.imagine (lookahead.npz) - lookahead.onnx| in off_max over real states
+    (frames of `obs`, default the export's check drive), random controllers, every horizon in
+    `horizons` alone and all mixed."""
+    import onnxruntime as ort
+
+    from engine.policy.imagine import Imagination
+    from engine.policy.risk import mixture_stats
+
+    if obs is None:
+        from export.variants import CHECK_SEED, policy_observations
+
+        obs = policy_observations((CHECK_SEED,), 32)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = {name: ort.InferenceSession(str(weights / f"{name}.onnx"), opts, providers=["CPUExecutionProvider"])
+            for name in ("world_model", "lookahead")}  # fmt: skip
+    kernel = Imagination(weights / "lookahead.npz", z_size, gaussians)
+    n = len(obs)
+    zeros = np.zeros((n, kernel.hidden), np.float32)
+    _, h, c, log_pi, mu, sigma, _, _ = sess["world_model"].run(None, {
+        "obs": obs, "prev_action": np.zeros((n, 3), np.float32), "h": zeros, "c": zeros})  # fmt: skip
+    z, spread = np.empty((n, z_size), np.float32), np.empty(n)
+    mixture_stats(log_pi, mu, sigma, z, spread)
+    rng = np.random.default_rng(1)
+    W = rng.normal(0, 0.1, (n, 3, z.shape[1] + h.shape[1])).astype(np.float32)
+    b = rng.normal(0, 0.3, (n, 3)).astype(np.float32)
+    action = rng.uniform(0, 1, (n, 3)).astype(np.float32)
+    worst = 0.0
+    mixed = np.resize(np.asarray(horizons, np.int64), n)
+    for horizon in [np.full(n, k, np.int64) for k in horizons] + [mixed]:
+        feed = {"z": z, "action": action, "h": h, "c": c, "W": W, "b": b, "horizon": horizon}
+        onnx_off = sess["lookahead"].run(["off_max"], feed)[0]
+        worst = max(worst, float(np.abs(kernel.off_max(**feed) - onnx_off).max()))
+    return worst

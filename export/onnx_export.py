@@ -157,6 +157,22 @@ def export_lookahead(rnn: MDNRNN, out: Path, obs: np.ndarray | None = None) -> d
             **io_spec(path)}  # fmt: skip
 
 
+def export_lookahead_weights(rnn: MDNRNN, out: Path) -> dict:
+    """Write out/lookahead.npz, the weights of the CPU lookahead kernel (engine.policy.imagine), from
+    `rnn`, and check the kernel against out/lookahead.onnx; returns its manifest entry."""
+    from export.lookahead import check_imagination, lookahead_weights
+
+    path = out / "lookahead.npz"
+    state = {k: v.detach().cpu().numpy() for k, v in rnn.state_dict().items()}
+    np.savez(path, **lookahead_weights(state))
+    diff = check_imagination(out, VAEConfig.z_size, MDNRNNConfig.gaussians)
+    if diff > LOOKAHEAD_TOLERANCE:
+        raise RuntimeError(f"{path}: the numba lookahead differs from lookahead.onnx by {diff} "
+                           f"(tolerance {LOOKAHEAD_TOLERANCE})")  # fmt: skip
+    return {"sha256": sha256(path), "precision": "fp32", "built_from": "mdnrnn.pth", "used_by": "engine.policy.imagine",
+            "parity_max_abs_diff": diff, "parity_reference": "lookahead.onnx"}  # fmt: skip
+
+
 def requantise_int8(out: Path, gate_tracks: int = 20, calibration_steps: int = 400,
                     gate_renderer: str = "exact") -> dict:  # fmt: skip
     """Quantise world_model.int8.onnx again in `out` (an exported directory with shipped
@@ -196,6 +212,7 @@ def add_lookahead(out: Path, force: bool = False) -> dict:
         raise ValueError(f"{out / 'lookahead.onnx'} exists: pass --force to replace it")
     rnn = load_state(MDNRNN(MDNRNNConfig()), out / "mdnrnn.pth", "MDN-RNN")
     manifest["files"]["lookahead.onnx"] = export_lookahead(rnn, out)
+    manifest["files"]["lookahead.npz"] = export_lookahead_weights(rnn, out)
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest["files"]["lookahead.onnx"]
 
@@ -216,7 +233,7 @@ def export_all(
     track calibrate the int8 variant, `risk_steps` per track the spread-based risk."""
     out.mkdir(parents=True, exist_ok=True)
     targets = ["vae.pth", "mdnrnn.pth", "world_model.onnx", "dream.onnx", "decoder.onnx", "lookahead.onnx",
-               "manifest.json", "world_model.int8.onnx", "world_model.fp16.onnx"]  # fmt: skip
+               "lookahead.npz", "manifest.json", "world_model.int8.onnx", "world_model.fp16.onnx"]  # fmt: skip
     existing = [t for t in targets if (out / t).exists()]
     if existing and not force:
         raise ValueError(f"{out} already holds {', '.join(existing)}: pass --force to replace them")
@@ -239,6 +256,7 @@ def export_all(
         files[path.name] = {"sha256": sha256(path), "opset": OPSET, "precision": "fp32",
                             "parity_max_abs_diff": diff, **io_spec(path)}  # fmt: skip
     files["lookahead.onnx"] = export_lookahead(rnn, out, obs)
+    files["lookahead.npz"] = export_lookahead_weights(rnn, out)
     if variants:
         from export import variants as var
 

@@ -51,10 +51,10 @@ def test_bench_suite_quick_writes_json_markdown_png_and_refuses_to_overwrite(tmp
     assert model["best_fp32"]["precision"] == "fp32"
 
     duel = summary["duel"]
-    assert {"engine_exact", "engine_fast"} <= set(duel["duel_steps_per_s"])
+    assert {"engine_exact", "engine_fast", "engine_exact_2lanes", "engine_fast_2lanes"} <= set(duel["duel_steps_per_s"])
     if importlib.util.find_spec("torch") is not None:
         assert duel["baseline_skipped"] is None and "baseline" in duel["duel_steps_per_s"]
-        assert set(duel["speedup_vs_baseline"]) == {"exact", "fast"}
+        assert {"exact", "fast", "exact_2lanes", "fast_2lanes"} <= set(duel["speedup_vs_baseline"])
     else:
         assert "torch" in duel["baseline_skipped"]
 

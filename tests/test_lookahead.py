@@ -1,6 +1,7 @@
-"""lookahead.onnx: the imagined rollout in one `run` gives the risk the per-step dream.onnx
-rollout gave, on real drives, for short, long and mixed horizons in one batch; and a
-player's risk does not depend on who else is in the batch."""
+"""The imagined rollout in one call (numba on the CPU, lookahead.onnx elsewhere) gives the risk
+the per-step dream.onnx rollout gave, on real drives, for short, long and mixed horizons in
+one batch; the CPU kernel gives lookahead.onnx's numbers; and a player's risk does not
+depend on who else is in the batch."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from engine.policy.knobs import Knobs, load_bounds
 from engine.policy.players import Players, invariants_array, load_controllers
 from engine.policy.risk import mixture_stats
 from engine.policy.strategy import HORIZON
-from engine.world_model.manifest import WEIGHTS_DIR
+from engine.world_model.manifest import WEIGHTS_DIR, load_manifest
 from engine.world_model.runtime import WorldModel
-from export.lookahead import reference_off_max
+from export.lookahead import check_imagination, reference_off_max
 
 STEPS = 40  # per drive; each step checks every player
 # Off-track probabilities agree to float32 rounding: numba sums the mean and the policy in
@@ -93,3 +94,15 @@ def test_a_players_risk_does_not_depend_on_the_rest_of_the_batch():
     alone = drive([10, 10], [1_600_000, 1_600_000])
     batch = drive([10, 3, 0, 25], [1_600_000, 1_600_001, 1_600_002, 1_600_003])
     assert np.array_equal(alone[:, 0], batch[:, 0])
+
+
+def test_the_cpu_kernel_gives_the_numbers_of_lookahead_onnx():
+    """engine.policy.imagine (numba, lookahead.npz: what the CPU runs) against lookahead.onnx (what CUDA
+    runs) on real states, horizons 1, 5, 10, 25 alone and mixed in one batch."""
+    sizes = load_manifest(WEIGHTS_DIR, verify=False)["sizes"]
+    assert check_imagination(WEIGHTS_DIR, sizes["z"], sizes["gaussians"]) <= TOLERANCE
+
+
+def test_the_cpu_kernel_is_what_players_run_on_the_cpu():
+    players = make_players([10, 0])
+    assert players.imagination is not None and players.lookahead is None

@@ -55,8 +55,13 @@ def _add_race(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weather", choices=WEATHERS, default="clear", help="clear (default) or rain")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto (CUDA when available, default), cpu, cuda")
     p.add_argument(
-        "--precision", choices=PRECISIONS, default="auto", help="world-model variant: auto (fp16 on CUDA, fp32 on CPU)"
+        "--precision", choices=PRECISIONS, default="auto",
+        help="world-model variant: auto (fp16 on CUDA; on CPU int8 where it passed its driving gate, else fp32)",
     )
+    p.add_argument("--lanes", type=int, choices=(1, 2), default=1,
+                   help="1: both cars in this process (default); 2: car B's whole chain (world model, controller, "
+                   "knobs, environment) in a second process at the same time as car A's, on two cores: the same "
+                   "race, bit for bit, about 1.4-1.6x the steps/s (README, Benchmarks)")  # fmt: skip
     p.add_argument(
         "--speed",
         default="max",
@@ -98,6 +103,7 @@ def _race(args: argparse.Namespace) -> int:
             json_lines=args.json,
             record=args.record,
             force=args.force,
+            lanes=args.lanes,
         )
     except (KnobError, WeightsError, ControllerError) as e:
         print(f"vmc-duel race: {e}", file=sys.stderr)

@@ -3,8 +3,9 @@ predicted risk -> strategy knobs -> the action.
 
 One `Players` serves a duel (2 players), a batch of duels (2N) or a CMA-ES population
 (candidates x rollouts): one onnxruntime `run` of the world model for all of them per
-step, and, when some player looks ahead, one `run` of lookahead.onnx for all of those,
-whatever their horizons (the imagined rollout with each player's controller inside).
+step, and, when some player looks ahead, one imagined rollout for all of those, whatever
+their horizons, with each player's controller inside: on the CPU the numba kernel of
+engine.policy.imagine (lookahead.npz), elsewhere one `run` of lookahead.onnx.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.policy.controller import load_controller, policy_actions
+from engine.policy.imagine import Imagination
 from engine.policy.knobs import Bounds
 from engine.policy.risk import mixture_stats, spread_risk
 from engine.policy.strategy import HORIZON, REGIMES, apply_knobs
@@ -62,7 +64,16 @@ class Players:
         if "lookahead.onnx" not in self.world.manifest["files"]:
             raise WeightsError(f"{Path(weights_dir) / 'manifest.json'}: no lookahead.onnx "
                                "(add it: vmc-duel export --lookahead-only --out DIR)")  # fmt: skip
-        self.lookahead = make_session(Path(weights_dir) / "lookahead.onnx", device, threads)
+        # The imagined rollout: numba on the CPU (at a duel's batch lookahead.onnx spends most
+        # of its time dispatching nodes), lookahead.onnx on CUDA. The choice depends on the
+        # device only, never on the batch, so a player's risk does not depend on the batch.
+        self.imagination: Imagination | None = None
+        self.lookahead = None
+        if self.world.device == "cpu" and "lookahead.npz" in self.world.manifest["files"]:
+            sizes = self.world.manifest["sizes"]
+            self.imagination = Imagination(Path(weights_dir) / "lookahead.npz", sizes["z"], sizes["gaussians"])
+        else:
+            self.lookahead = make_session(Path(weights_dir) / "lookahead.onnx", device, threads)
         z, hidden = self.world.z_size, self.world.hidden
         if W.shape != (n, 3, z + hidden) or b.shape != (n, 3):
             raise ValueError(f"W {W.shape} and b {b.shape}: expected ({n}, 3, {z + hidden}) and ({n}, 3)")
@@ -135,11 +146,14 @@ class Players:
         # leaving it, so the knobs that read risk never hold it on the grass. Imagined steps
         # start from the state just reached with the mixture's mean as the next z and the
         # player's policy as the action (the first is the one it is taking now); only the
-        # players who look ahead are fed to lookahead.onnx.
+        # players who look ahead are imagined.
         sub = slice(None) if len(ahead) == n else ahead
         rows = sub if idx is None else idx[ahead]  # the lookahead players' rows of the batch
         feed = {"z": mean[sub], "action": policy[sub].astype(np.float32), "h": h[sub], "c": c[sub],
                 "W": self.W32[rows], "b": self.b32[rows], "horizon": horizon[sub]}  # fmt: skip
-        off_max = self.lookahead.run(["off_max"], feed)[0]
+        if self.imagination is not None:
+            off_max = self.imagination.off_max(**feed)
+        else:
+            off_max = self.lookahead.run(["off_max"], feed)[0]
         on_road = 1.0 - out["off_track_prob"][ahead].astype(np.float64)
         risk[ahead] = on_road * off_max

@@ -31,6 +31,7 @@ from engine.policy.controller import ControllerInfo
 from engine.policy.knobs import Knobs, load_bounds
 from engine.policy.players import Players, invariants_array, load_controllers
 from engine.policy.strategy import REGIMES
+from engine.race.lanes import LANES, LanePair, LaneSpec
 from engine.race.race_log import RaceLog, provenance
 from engine.world_model.manifest import WEIGHTS_DIR
 
@@ -95,19 +96,26 @@ class Duel:
         driver: "model" (the controllers through the world model and knobs) or "autopilot"
             (engine.env.autopilot's styles A and B read the simulator and steer; knobs, risk and
             regimes play no part; in-process environments only).
+        lanes: 1 (every car's decisions and environment in this process) or 2 (the second half
+            of the cars, player B in a single duel, raced by a worker process at the same time:
+            engine.race.lanes; the same race, bit for bit, on two cores; model driver, workers=0).
     """
 
     def __init__(self, controllers: Sequence[Path | None] | None = None, knobs: Sequence[Knobs] | None = None,
                  renderer: str = "exact", weather: str = "clear", device: str = "auto", precision: str = "auto",
                  weights_dir: Path = WEIGHTS_DIR, duels: int = 1, threads: int = 1, workers: int = 0,
                  max_episode_steps: int = 1000, driver: str = "model",
-                 controller_names: Sequence[str | None] | None = None):  # fmt: skip
+                 controller_names: Sequence[str | None] | None = None, lanes: int = 1):  # fmt: skip
         if duels < 1:
             raise ValueError(f"duels must be at least 1, got {duels}")
         if driver not in DRIVERS:
             raise ValueError(f"driver {driver!r} is not one of {', '.join(DRIVERS)}")
         if driver == "autopilot" and workers:
             raise ValueError("driver 'autopilot' reads the simulator, so it needs workers=0 (in-process environments)")
+        if lanes not in LANES:
+            raise ValueError(f"lanes must be one of {', '.join(map(str, LANES))}, got {lanes}")
+        if lanes == 2 and (driver != "model" or workers):
+            raise ValueError("lanes=2 races the model driver with in-process environments (workers=0)")
         self.driver = driver
         n = 2 * duels
         self.duels, self.renderer, self.weather = duels, renderer, weather
@@ -126,18 +134,27 @@ class Duel:
         names = list(controller_names or [None] * len(PLAYERS))
         self.controller_info = [ControllerInfo.from_file(path, meta, name)
                                 for path, meta, name in zip(paths, self.controller_meta, names)]  # fmt: skip
-        self.vec = VecRaceEnv(n, workers=workers, renderer=renderer, weather=weather,
-                              max_episode_steps=max_episode_steps)  # fmt: skip
-        try:
-            knob_rows = np.stack([k.as_array() for k in self.knobs])  # (2N, 7)
-            self.players = Players(np.tile(W, (duels, 1, 1)), np.tile(b, (duels, 1)), knob_rows,
-                                   invariants_array(self.bounds), device=device, precision=precision,
-                                   weights_dir=weights_dir, threads=threads)  # fmt: skip
-        except BaseException:
-            self.vec.close()
-            raise
-        self.autopilots = [Autopilot(STYLES[PLAYERS[p % 2]]) for p in range(n)] if driver == "autopilot" else []
         self.wet = np.full(n, 1.0 if weather == "rain" else 0.0)
+        knob_rows = np.stack([k.as_array() for k in self.knobs])  # (2N, 7)
+        self.lanes: LanePair | None = None
+        self.vec: VecRaceEnv | None = None
+        self.players: Players | None = None
+        if lanes == 2:
+            self.lanes = LanePair(LaneSpec(np.tile(W, (duels, 1, 1)), np.tile(b, (duels, 1)), knob_rows,
+                                           invariants_array(self.bounds), self.wet, renderer, weather, device,
+                                           precision, Path(weights_dir), threads, max_episode_steps))  # fmt: skip
+        else:
+            self.vec = VecRaceEnv(n, workers=workers, renderer=renderer, weather=weather,
+                                  max_episode_steps=max_episode_steps)  # fmt: skip
+            try:
+                self.players = Players(np.tile(W, (duels, 1, 1)), np.tile(b, (duels, 1)), knob_rows,
+                                       invariants_array(self.bounds), device=device, precision=precision,
+                                       weights_dir=weights_dir, threads=threads)  # fmt: skip
+            except BaseException:
+                self.vec.close()
+                raise
+        self._decisions = self.lanes if self.lanes is not None else self.players  # risk, regime_weights
+        self.autopilots = [Autopilot(STYLES[PLAYERS[p % 2]]) for p in range(n)] if driver == "autopilot" else []
         self.telemetry = [PlayerTelemetry() for _ in range(n)]
         self.seeds: list[int] = []
         self.running = False
@@ -157,8 +174,11 @@ class Duel:
         if len(seeds) != self.duels:
             raise ValueError(f"reset: {len(seeds)} seeds for {self.duels} duels")
         self.seeds = seeds
-        _, info = self.vec.reset([s for s in seeds for _ in PLAYERS])
-        self.players.reset()
+        if self.lanes is not None:
+            info = self.lanes.reset([s for s in seeds for _ in PLAYERS])
+        else:
+            _, info = self.vec.reset([s for s in seeds for _ in PLAYERS])
+            self.players.reset()
         self._slip = info["slip"].copy()
         for p in range(2 * self.duels):
             self.telemetry[p] = PlayerTelemetry(speed=float(info["speed"][p]), track_tiles=int(info["track_tiles"][p]))
@@ -171,8 +191,18 @@ class Duel:
         if self._provenance is None:  # the files and versions do not change while the duel lives
             self._provenance = provenance(self.weights_dir, self.controller_paths)
         return {"seed": int(seed), "weather": self.weather, "renderer": self.renderer, "driver": self.driver,
-                "max_episode_steps": self.max_episode_steps, "device": self.players.world.device,
-                "precision": self.players.world.precision, **self._provenance}  # fmt: skip
+                "max_episode_steps": self.max_episode_steps, "device": self.device,
+                "precision": self.precision, **self._provenance}  # fmt: skip
+
+    @property
+    def device(self) -> str:
+        """Where the world model runs: cpu or cuda."""
+        return self.lanes.device if self.lanes is not None else self.players.world.device
+
+    @property
+    def precision(self) -> str:
+        """The world model's precision: fp32, int8 or fp16."""
+        return self.lanes.precision if self.lanes is not None else self.players.world.precision
 
     def start(self) -> None:
         self.running = not self.finished
@@ -185,7 +215,10 @@ class Duel:
         All changes apply, or none and KnobError names the bad one."""
         p = PLAYERS.index(player) if isinstance(player, str) else int(player)
         self.knobs[p].update(changes, where=where)
-        self.players.knobs[p] = self.knobs[p].as_array()
+        if self.lanes is not None:
+            self.lanes.set_knobs(p, self.knobs[p].as_array())
+        else:
+            self.players.knobs[p] = self.knobs[p].as_array()
         if self.log is not None:
             self.log.knobs_changed(max(t.step for t in self.telemetry), p, self.knobs[p].values)
 
@@ -197,12 +230,16 @@ class Duel:
         if self.finished:
             self.running = False
             return self.telemetry
-        if self.driver == "autopilot":
-            envs = self.vec.local_envs()
-            actions = np.stack([pilot.act(env.unwrapped) for pilot, env in zip(self.autopilots, envs)])
+        if self.lanes is not None:  # both lanes decide and step at once
+            res = self.lanes.step(self._slip)
+            actions = self.lanes.actions
         else:
-            actions = self.players.act(self.vec.obs, self._slip, self.wet)
-        res = self.vec.step(actions)
+            if self.driver == "autopilot":
+                envs = self.vec.local_envs()
+                actions = np.stack([pilot.act(env.unwrapped) for pilot, env in zip(self.autopilots, envs)])
+            else:
+                actions = self.players.act(self.vec.obs, self._slip, self.wet)
+            res = self.vec.step(actions)
         self.last_actions = actions
         if self.log is not None:
             self.log.add_step(actions)
@@ -225,8 +262,8 @@ class Duel:
             t.tiles_visited = int(res.info["tiles_visited"][k])
             t.lap_finished = bool(res.info["lap_finished"][k])
             t.action = actions[p].tolist()
-            t.risk = float(self.players.risk[p])
-            t.regimes = dict(zip(REGIMES, self.players.regime_weights[p].tolist()))
+            t.risk = float(self._decisions.risk[p])
+            t.regimes = dict(zip(REGIMES, self._decisions.regime_weights[p].tolist()))
             t.done = bool(res.done[k])
 
     def run(self, steps: int | None = None, on_step: Callable[[int], None] | None = None) -> int:
@@ -242,7 +279,7 @@ class Duel:
             raise RuntimeError("Duel.run before Duel.reset")
         limit = steps if steps is not None else float("inf")
         done_steps = 0
-        if self.vec.workers < 2 or self.driver != "model":
+        if self.lanes is not None or self.vec.workers < 2 or self.driver != "model":
             while not self.finished and done_steps < limit:
                 self.step()
                 done_steps += 1
@@ -275,7 +312,7 @@ class Duel:
     @property
     def frames(self) -> np.ndarray:
         """(2N, 96, 96, 3) uint8: what each car sees now (shared memory: copy to keep)."""
-        return self.vec.obs
+        return self.lanes.obs if self.lanes is not None else self.vec.obs
 
     @property
     def finished(self) -> bool:
@@ -309,7 +346,10 @@ class Duel:
         }
 
     def close(self) -> None:
-        self.vec.close()
+        if self.lanes is not None:
+            self.lanes.close()
+        else:
+            self.vec.close()
         release_free_memory()  # engine.memory: what closed duels freed goes back to the system, not into RSS
 
     def __enter__(self) -> Duel:

@@ -74,12 +74,14 @@ def run_race(
     weights_dir: Path = WEIGHTS_DIR,
     record: Path | None = None,
     force: bool = False,
+    lanes: int = 1,
 ) -> dict[str, Any]:
     """Race A against B on track `seed` (random when None) until both cars end, or for
     `steps` steps; print telemetry to `out` (text, or JSON lines); return the summary.
     controller_a / controller_b: controller files (default weights_dir's controllerA.npz / controllerB.npz);
     weights_dir: the world model and its manifest (default the shipped weights/).
-    With `record`, write the race record there (engine.race.race_log; `force` replaces a file)."""
+    With `record`, write the race record there (engine.race.race_log; `force` replaces a file).
+    lanes: 1 or 2, as for engine.race.duel.Duel (2: car B raced by a second process at the same time)."""
     factor = parse_speed(speed)
     record_to = None if record is None else Path(record)  # (`record` names each telemetry line below)
     if record_to is not None and record_to.exists() and not force:
@@ -89,12 +91,13 @@ def run_race(
     bounds = load_bounds()
     knobs = [load_knobs_file(path, bounds) if path else None for path in (knobs_a, knobs_b)]
     with Duel(controllers=[controller_a, controller_b], knobs=[k or Knobs(bounds) for k in knobs], renderer=renderer,
-              weather=weather, device=device, precision=precision, weights_dir=weights_dir) as duel:  # fmt: skip
+              weather=weather, device=device, precision=precision, weights_dir=weights_dir,
+              lanes=lanes) as duel:  # fmt: skip
         seeds = duel.reset(seed)
         controllers = {name: info.kind for name, info in zip(PLAYERS, duel.controller_info)}
         files = {name: info.as_dict() for name, info in zip(PLAYERS, duel.controller_info)}
         header = {"event": "start", "seed": seeds[0], "renderer": renderer, "weather": weather,
-                  "device": duel.players.world.device, "precision": duel.players.world.precision,
+                  "device": duel.device, "precision": duel.precision, "lanes": lanes,
                   "controllers": controllers, "controller_files": files,
                   "knobs": {n: k.nested() for n, k in zip(PLAYERS, duel.knobs)}}  # fmt: skip
         _emit(out, json_lines, header, f"VMC Duel | track {seeds[0]} | {weather} | renderer {renderer} | "
