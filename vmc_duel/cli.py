@@ -61,7 +61,7 @@ def _add_race(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lanes", type=int, choices=(1, 2), default=1,
                    help="1: both cars in this process (default); 2: car B's whole chain (world model, controller, "
                    "knobs, environment) in a second process at the same time as car A's, on two cores: the same "
-                   "race, bit for bit, about 1.4-1.6x the steps/s (README, Benchmarks)")  # fmt: skip
+                   "race, bit for bit, about 1.5-1.7x the steps/s (README, Benchmarks)")  # fmt: skip
     p.add_argument(
         "--speed",
         default="max",
