@@ -15,6 +15,7 @@ import pytest
 from engine.env.vector_env import WorkerDied
 from engine.policy.knobs import Knobs, load_bounds
 from engine.race.duel import Duel
+from engine.race.track_map import car_positions
 
 BOUNDS = load_bounds()
 STEPS = 120
@@ -101,3 +102,13 @@ def test_the_race_command_gives_the_same_race_in_two_lanes():
 
     one, two = result(1), result(2)
     assert one == two and one["steps"] == 150
+
+
+def test_a_laned_duel_reports_every_cars_position():
+    with Duel(renderer="fast", device="cpu", lanes=2, duels=2) as laned, Duel(renderer="fast", device="cpu",
+                                                                            duels=2) as plain:  # fmt: skip
+        for duel in (laned, plain):
+            duel.reset([2_400_000, 2_400_001])
+            for _ in range(30):
+                duel.step()
+        assert np.array_equal(laned.lanes.positions(), car_positions(plain.vec.local_envs()))

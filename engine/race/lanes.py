@@ -146,6 +146,8 @@ def _lane_worker(conn, shm_name: str, spec: LaneSpec) -> None:
                     _publish_step(arrays, lane, actions, res)
                 elif cmd == "controllers":
                     lane.players.set_controllers(*arg)
+                elif cmd == "positions":
+                    arrays["positions"][:] = lane.positions()
                 else:
                     raise ValueError(f"unknown lane command {cmd!r}")
                 conn.send(("ok", None))
@@ -167,7 +169,6 @@ def _publish_reset(arrays: dict[str, np.ndarray], lane: Lane, info: dict[str, np
     for k in INFO_FIELDS:
         arrays[f"info_{k}"][:] = info[k]
     arrays["done"][:] = False
-    arrays["positions"][:] = lane.positions()
 
 
 def _publish_step(arrays: dict[str, np.ndarray], lane: Lane, actions: np.ndarray, res: StepResult) -> None:
@@ -179,7 +180,6 @@ def _publish_step(arrays: dict[str, np.ndarray], lane: Lane, actions: np.ndarray
         arrays[name][:] = getattr(res, name)
     for k in INFO_FIELDS:
         arrays[f"info_{k}"][:] = res.info[k]
-    arrays["positions"][:] = lane.positions()
 
 
 class RemoteLane:
@@ -232,9 +232,17 @@ class RemoteLane:
         return WorkerDied(f"lane worker (pid {self._proc.pid}, cars {self.cars_text}) {how} while {doing}: close this "
                           "duel and build a new one", 1, self._proc.pid, self.cars)  # fmt: skip
 
-    def reset(self, seeds: list[int]) -> None:
+    def reset_async(self, seeds: list[int]) -> None:
         self._send(("reset", list(seeds)))
+
+    def reset_wait(self) -> None:
         self._receive("resetting")
+
+    def positions(self) -> np.ndarray:
+        """(n, 2) the lane's cars' world positions."""
+        self._send(("positions", None))
+        self._receive("reading positions")
+        return self.arrays["positions"].copy()
 
     def step_async(self, slip: np.ndarray) -> None:
         self.arrays["slip_in"][:] = slip
@@ -300,9 +308,9 @@ class LanePair:
     def reset(self, seeds: list[int]) -> dict[str, np.ndarray]:
         """Every car to the start of its track seeds[p]; the info arrays (n,) of INFO_FIELDS."""
         h, far = self.split, self.remote.arrays
-        self.remote._send(("reset", list(seeds[h:])))
+        self.remote.reset_async(seeds[h:])
         info = self.local.reset(list(seeds[:h]))
-        self.remote._receive("resetting")
+        self.remote.reset_wait()
         self.obs[:h], self.obs[h:] = self.local.vec.obs, far["obs"]
         return {k: np.concatenate([info[k], far[f"info_{k}"]]) for k in INFO_FIELDS}
 
@@ -335,7 +343,7 @@ class LanePair:
 
     def positions(self) -> np.ndarray:
         """(n, 2) every car's world position (the track map)."""
-        return np.concatenate([self.local.positions(), self.remote.arrays["positions"]])
+        return np.concatenate([self.local.positions(), self.remote.positions()])
 
     def close(self) -> None:
         try:
