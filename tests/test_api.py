@@ -365,6 +365,10 @@ def test_no_half_updated_state(client: httpx.Client, server: str) -> None:
     """A writer sets two knobs to the same value, over and over; readers must never see them differ."""
     control(client, "reset")
     control(client, "start")
+    # equal before any reader starts (other tests leave them apart: the defaults are 0 and 1)
+    equal = {"risk_aversion": 0.0, "emergency_brake_threshold": 0.0}
+    r = client.post("/update_knobs", json={"player": "A", "knobs": equal})
+    assert r.status_code == 200
     stop, seen, bad = threading.Event(), [0], []
 
     def read() -> None:
