@@ -58,6 +58,10 @@ def check(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
             "why": "no int8 driving gate in the manifest (vmc-duel export --int8-only)" if gate is None else
             f"int8 {'passed' if gate['passed'] else 'failed'} its driving gate on tracks {gate['tracks']}",
         }  # fmt: skip
+        on_cpu = report["session_provider"] == "CPUExecutionProvider"
+        report["lookahead"] = ("numba on the CPU (engine.policy.imagine, lookahead.npz)"
+                               if on_cpu and "lookahead.npz" in manifest["files"]
+                               else f"lookahead.onnx on {report['session_provider']}")  # fmt: skip
         report["weights"] = {
             "ok": True, "dir": str(weights_dir),
             "files": {n: {"sha256_ok": True, "placeholder": bool(m.get("placeholder", False))}
@@ -90,6 +94,7 @@ def format_report(r: dict[str, Any]) -> str:
         lines += [f"  {n} (PLACEHOLDER)" for n, m in w["files"].items() if m["placeholder"]]
         auto = r["precision_auto_cpu"]
         lines.append(f"precision    --precision auto on CPU: {auto['precision']} ({auto['why']})")
+        lines.append(f"lookahead    {r['lookahead']}")
     else:
         lines.append(f"weights      BROKEN: {w['error']}")
     lines.append("healthy" if r["ok"] else f"UNHEALTHY: {', '.join(r['problems'])}")

@@ -99,6 +99,8 @@ def test_health_reports_weights_and_fails_on_broken_ones(tmp_path):
     assert result.returncode == 0 and report["ok"] and report["environment"]["ok"]
     assert "CPUExecutionProvider" in report["providers"]
     assert report["weights"]["files"]["controllerA.npz"]["placeholder"] is False
+    if report["session_provider"] == "CPUExecutionProvider":  # what computes the imagined rollout, said plainly
+        assert report["lookahead"].startswith("numba on the CPU")
     broken = tmp_path / "weights"
     broken.mkdir()
     (broken / "manifest.json").write_text('{"files": {"vae.pth": {"sha256": "0"}}, "sizes": {}}')
