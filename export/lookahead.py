@@ -177,33 +177,46 @@ def reference_off_max(dream, z: np.ndarray, action: np.ndarray, h: np.ndarray, c
     return off_max
 
 
-def check_lookahead(weights: Path, obs: np.ndarray, horizons=(1, 5, 10, 25)) -> float:
-    """Largest |lookahead.onnx - reference_off_max| over real states from `obs` (B, 96, 96, 3)
-    uint8 frames, random controllers, every horizon in `horizons` alone and all mixed."""
+def _sessions(weights: Path, names: tuple[str, ...]) -> dict:
+    """One-thread CPU InferenceSessions on weights/NAME.onnx."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
-    sess = {name: ort.InferenceSession(str(weights / f"{name}.onnx"), opts, providers=["CPUExecutionProvider"])
-            for name in ("world_model", "dream", "lookahead")}  # fmt: skip
-    n = len(obs)
-    zeros = np.zeros((n, 256), np.float32)
-    _, h, c, log_pi, mu, sigma, _, _ = sess["world_model"].run(None, {
-        "obs": obs, "prev_action": np.zeros((n, 3), np.float32), "h": zeros, "c": zeros})  # fmt: skip
+    return {name: ort.InferenceSession(str(weights / f"{name}.onnx"), opts, providers=["CPUExecutionProvider"])
+            for name in names}  # fmt: skip
+
+
+def _feeds(world_model, obs: np.ndarray, horizons, seed: int):
+    """Lookahead feeds on real states: the world model's step on `obs` (B, 96, 96, 3) uint8 from a zero
+    state, the mixture's mean as z, random controllers and actions; one feed per horizon in `horizons`
+    (every player alike) and one with them all mixed in the batch."""
     from engine.policy.risk import mixture_stats
 
+    n = len(obs)
+    hidden = world_model.get_inputs()[2].shape[1]  # h (batch, H)
+    zeros = np.zeros((n, hidden), np.float32)
+    _, h, c, log_pi, mu, sigma, _, _ = world_model.run(None, {
+        "obs": obs, "prev_action": np.zeros((n, 3), np.float32), "h": zeros, "c": zeros})  # fmt: skip
     z, spread = np.empty((n, log_pi.shape[1]), np.float32), np.empty(n)
     mixture_stats(log_pi, mu, sigma, z, spread)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     W = rng.normal(0, 0.1, (n, 3, z.shape[1] + h.shape[1])).astype(np.float32)
     b = rng.normal(0, 0.3, (n, 3)).astype(np.float32)
     action = rng.uniform(0, 1, (n, 3)).astype(np.float32)
-    worst = 0.0
     mixed = np.resize(np.asarray(horizons, np.int64), n)
-    for horizon in [np.full(n, k, np.int64) for k in horizons] + [mixed]:
-        feed = {"z": z, "action": action, "h": h, "c": c, "W": W, "b": b, "horizon": horizon}
+    return [{"z": z, "action": action, "h": h, "c": c, "W": W, "b": b, "horizon": horizon}
+            for horizon in [np.full(n, k, np.int64) for k in horizons] + [mixed]]  # fmt: skip
+
+
+def check_lookahead(weights: Path, obs: np.ndarray, horizons=(1, 5, 10, 25)) -> float:
+    """Largest |lookahead.onnx - reference_off_max| over real states from `obs` (B, 96, 96, 3)
+    uint8 frames, random controllers, every horizon in `horizons` alone and all mixed."""
+    sess = _sessions(weights, ("world_model", "dream", "lookahead"))
+    worst = 0.0
+    for feed in _feeds(sess["world_model"], obs, horizons, seed=0):
         got = sess["lookahead"].run(["off_max"], feed)[0]
-        ref = reference_off_max(sess["dream"], z, action, h, c, W, b, horizon)
+        ref = reference_off_max(sess["dream"], **feed)
         worst = max(worst, float(np.abs(got - ref).max()))
     return worst
 
@@ -213,34 +226,16 @@ def check_imagination(weights: Path, z_size: int, gaussians: int, obs: np.ndarra
     """Largest |engine.policy.imagine (lookahead.npz) - lookahead.onnx| in off_max over real states
     (frames of `obs`, default the export's check drive), random controllers, every horizon in
     `horizons` alone and all mixed."""
-    import onnxruntime as ort
-
     from engine.policy.imagine import Imagination
-    from engine.policy.risk import mixture_stats
 
     if obs is None:
         from export.variants import CHECK_SEED, policy_observations
 
         obs = policy_observations((CHECK_SEED,), 32)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = {name: ort.InferenceSession(str(weights / f"{name}.onnx"), opts, providers=["CPUExecutionProvider"])
-            for name in ("world_model", "lookahead")}  # fmt: skip
+    sess = _sessions(weights, ("world_model", "lookahead"))
     kernel = Imagination(weights / "lookahead.npz", z_size, gaussians)
-    n = len(obs)
-    zeros = np.zeros((n, kernel.hidden), np.float32)
-    _, h, c, log_pi, mu, sigma, _, _ = sess["world_model"].run(None, {
-        "obs": obs, "prev_action": np.zeros((n, 3), np.float32), "h": zeros, "c": zeros})  # fmt: skip
-    z, spread = np.empty((n, z_size), np.float32), np.empty(n)
-    mixture_stats(log_pi, mu, sigma, z, spread)
-    rng = np.random.default_rng(1)
-    W = rng.normal(0, 0.1, (n, 3, z.shape[1] + h.shape[1])).astype(np.float32)
-    b = rng.normal(0, 0.3, (n, 3)).astype(np.float32)
-    action = rng.uniform(0, 1, (n, 3)).astype(np.float32)
     worst = 0.0
-    mixed = np.resize(np.asarray(horizons, np.int64), n)
-    for horizon in [np.full(n, k, np.int64) for k in horizons] + [mixed]:
-        feed = {"z": z, "action": action, "h": h, "c": c, "W": W, "b": b, "horizon": horizon}
+    for feed in _feeds(sess["world_model"], obs, horizons, seed=1):
         onnx_off = sess["lookahead"].run(["off_max"], feed)[0]
         worst = max(worst, float(np.abs(kernel.off_max(**feed) - onnx_off).max()))
     return worst
