@@ -66,15 +66,19 @@ def train(kind: str, cfg, started) -> None:
             train_mdnrnn(cfg)
 
 
-def saved_progress(kind: str, cfg) -> int:
-    """Generations or epochs on disk, read the way a resume reads them (fails on a corrupt checkpoint)."""
+def saved_progress(kind: str, cfg, live: bool = False) -> int:
+    """Generations or epochs on disk, read the way a resume reads them (fails on a corrupt checkpoint).
+    `live`: the trainer may be writing; for CMA-ES only the commit point (state.json, replaced atomically)
+    is read then, as the CMA state files change under a reader between its reads."""
     if kind == "controller":
         from train.controller import load_generation
 
         run = cfg.out / cfg.name
         if not (run / "state.json").exists():
             return 0
-        es, state, rows = load_generation(run)
+        if live:
+            return json.loads((run / "state.json").read_text())["generation"]
+        es, state, rows = load_generation(run, settle=False)  # read only
         assert es.countiter == state["generation"] == len(rows), "state, CMA state and log disagree"
         assert [r["generation"] for r in rows] == list(range(1, len(rows) + 1))
         return state["generation"]
@@ -120,7 +124,7 @@ def test_killed_training_resumes_from_its_last_save(kind: str, context, tmp_path
         child.start()
         assert started.wait(60), "the trainer did not start"
         time.sleep(rng.uniform(*DELAY_S[kind]))
-        before = saved_progress(kind, cfg)
+        before = saved_progress(kind, cfg, live=True)
         if child.is_alive():
             os.kill(child.pid, signal.SIGKILL)
         child.join(10)

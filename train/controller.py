@@ -218,10 +218,12 @@ def save_generation(run: Path, es, state: dict, rows: list[dict]) -> None:
     os.replace(run / "es.next.pkl", run / "es.pkl")
 
 
-def load_generation(run: Path) -> tuple[object, dict, list[dict]]:
+def load_generation(run: Path, settle: bool = True) -> tuple[object, dict, list[dict]]:
     """(es, state, log rows) as of state.json's generation, whatever point a kill interrupted
     `save_generation` at: es.next.pkl when it holds that generation (killed just before its rename),
-    else es.pkl; log rows past that generation dropped."""
+    else es.pkl; log rows past that generation dropped. With `settle` (a resume), the files are put
+    in order: es.next.pkl renamed to es.pkl or, holding an uncommitted generation, removed; without
+    it nothing on disk changes (a reader while the trainer may still be writing)."""
     state = json.loads((run / "state.json").read_text())
     es, source = None, None
     candidates = [run / "es.next.pkl", run / "es.pkl"]
@@ -235,9 +237,9 @@ def load_generation(run: Path) -> tuple[object, dict, list[dict]]:
     if es is None:
         raise ValueError(f"{run}: no CMA state for generation {state['generation']} (es.pkl of generation "
                          "another); --force starts over")  # fmt: skip
-    if source.name == "es.next.pkl":  # killed between the commit point and the rename: finish the rename
+    if settle and source.name == "es.next.pkl":  # killed between the commit point and the rename: finish it
         os.replace(source, run / "es.pkl")
-    else:  # an es.next.pkl left over is of a generation that was never committed
+    elif settle:  # an es.next.pkl left over is of a generation that was never committed
         (run / "es.next.pkl").unlink(missing_ok=True)
     rows = []
     for r in csv.DictReader((run / "log.csv").open()):
