@@ -110,6 +110,34 @@ class _Shard:
             env.close()
 
 
+def serve(conn, target: Any, before_recv: Callable[[Any], None] | None = None) -> None:
+    """A worker's command loop: ("name", arg) from `conn` -> ("ok", target.name(arg)), or ("error",
+    traceback) and the worker carries on, until ("close", None). before_recv(conn) runs before each
+    wait for a command (engine.race.lanes polls there before it blocks)."""
+    while True:
+        if before_recv is not None:
+            before_recv(conn)
+        cmd, arg = conn.recv()
+        if cmd == "close":
+            return
+        try:  # a bad command is reported to the caller; the worker carries on
+            conn.send(("ok", getattr(target, cmd)(arg)))
+        except Exception:
+            conn.send(("error", traceback.format_exc()))
+
+
+def exit_reason(proc) -> str:
+    """How a worker process ended, for a message: "killed by SIGKILL", "exited with status 1", or
+    "still running but its pipe closed"."""
+    code = proc.exitcode
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return "still running but its pipe closed" if code is None else f"exited with status {code}"
+
+
 def _worker(conn, shm_name: str, num_envs: int, lo: int, hi: int, env_kwargs: dict[str, Any],
             weathers: list[str]) -> None:  # fmt: skip
     shm = shared_memory.SharedMemory(name=shm_name)
@@ -118,14 +146,7 @@ def _worker(conn, shm_name: str, num_envs: int, lo: int, hi: int, env_kwargs: di
     try:
         shard = _Shard(lo, hi, obs, env_kwargs, weathers)
         conn.send(("ok", None))
-        while True:
-            cmd, arg = conn.recv()
-            if cmd == "close":
-                break
-            try:  # a bad command is reported to the caller; the worker carries on
-                conn.send(("ok", getattr(shard, cmd)(arg)))
-            except Exception:
-                conn.send(("error", traceback.format_exc()))
+        serve(conn, shard)
     except (KeyboardInterrupt, EOFError):
         pass
     except Exception:  # the environments could not be built
@@ -234,14 +255,7 @@ class VecRaceEnv:
         """The error for worker `w` gone; every later call raises it too (the batch is incomplete)."""
         proc = self._procs[w]
         proc.join(timeout=1)
-        code = proc.exitcode
-        if code is not None and code < 0:
-            try:
-                how = f"killed by {signal.Signals(-code).name}"
-            except ValueError:
-                how = f"killed by signal {-code}"
-        else:
-            how = "still running but its pipe closed" if code is None else f"exited with status {code}"
+        how = exit_reason(proc)
         message = (f"racing worker {w} (pid {proc.pid}, environments {self._envs_text(w)} of {self.num_envs}) "
                    f"{how} while {doing}; its environments are lost: close this VecRaceEnv and build a new one")
         if doing == "starting":

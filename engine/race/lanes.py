@@ -16,17 +16,25 @@ bit, as the same duel in one process (tests/test_lanes.py).
 from __future__ import annotations
 
 import multiprocessing as mp
-import signal
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engine.env.vector_env import INFO_FIELDS, OBS_SHAPE, WORKER_CHECK_S, StepResult, VecRaceEnv, WorkerDied
+from engine.env.vector_env import (
+    INFO_FIELDS,
+    OBS_SHAPE,
+    WORKER_CHECK_S,
+    StepResult,
+    VecRaceEnv,
+    WorkerDied,
+    exit_reason,
+    serve,
+)
 from engine.policy.players import Players
 from engine.policy.strategy import REGIMES
 from engine.race.track_map import car_positions
@@ -74,18 +82,20 @@ def _fields(n: int) -> dict[str, tuple[tuple[int, ...], Any]]:
     return fields
 
 
-def _carve(buf, n: int) -> dict[str, np.ndarray]:
-    """The lane's arrays laid out one after another (8-byte aligned) in `buf`."""
-    arrays, offset = {}, 0
+def _layout(n: int) -> tuple[list[tuple[str, tuple[int, ...], Any, int]], int]:
+    """The shared arrays of a lane of n cars one after another, 8-byte aligned: [(name, shape, dtype,
+    offset)] and the bytes in all."""
+    layout, offset = [], 0
     for name, (shape, dtype) in _fields(n).items():
-        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        arrays[name] = np.ndarray(shape, dtype=dtype, buffer=buf, offset=offset)
-        offset += -(-size // 8) * 8
-    return arrays
+        layout.append((name, shape, dtype, offset))
+        offset += -(-int(np.prod(shape)) * np.dtype(dtype).itemsize // 8) * 8
+    return layout, offset
 
 
-def _size(n: int) -> int:
-    return sum(-(-int(np.prod(s)) * np.dtype(d).itemsize // 8) * 8 for s, d in _fields(n).values())
+def _carve(buf, n: int) -> dict[str, np.ndarray]:
+    """The lane's arrays as views of `buf` (see _layout)."""
+    return {name: np.ndarray(shape, dtype=dtype, buffer=buf, offset=offset) for name, shape, dtype, offset in
+            _layout(n)[0]}  # fmt: skip
 
 
 class Lane:
@@ -124,6 +134,27 @@ class Lane:
         self.vec.close()
 
 
+class _LaneServer:
+    """The worker's side of a RemoteLane: its commands (engine.env.vector_env.serve), the results in shared memory."""
+
+    def __init__(self, lane: Lane, arrays: dict[str, np.ndarray]):
+        self.lane, self.arrays = lane, arrays
+
+    def reset(self, seeds: list[int]) -> None:
+        _publish_reset(self.arrays, self.lane, self.lane.reset(seeds))
+
+    def step(self, _: None) -> None:
+        self.lane.players.knobs[:] = self.arrays["knobs"]
+        actions, res = self.lane.step(self.arrays["slip_in"].copy())
+        _publish_step(self.arrays, self.lane, actions, res)
+
+    def controllers(self, wb: tuple[np.ndarray, np.ndarray]) -> None:
+        self.lane.players.set_controllers(*wb)
+
+    def positions(self, _: None) -> None:
+        self.arrays["positions"][:] = self.lane.positions()
+
+
 def _lane_worker(conn, shm_name: str, spec: LaneSpec) -> None:
     shm = shared_memory.SharedMemory(name=shm_name)
     arrays = _carve(shm.buf, len(spec.W))
@@ -131,28 +162,7 @@ def _lane_worker(conn, shm_name: str, spec: LaneSpec) -> None:
     try:
         lane = Lane(spec)
         conn.send(("ok", (lane.players.world.device, lane.players.world.precision)))
-        while True:
-            _spin(conn)
-            cmd, arg = conn.recv()
-            if cmd == "close":
-                break
-            try:
-                if cmd == "reset":
-                    info = lane.reset(arg)
-                    _publish_reset(arrays, lane, info)
-                elif cmd == "step":
-                    lane.players.knobs[:] = arrays["knobs"]
-                    actions, res = lane.step(arrays["slip_in"].copy())
-                    _publish_step(arrays, lane, actions, res)
-                elif cmd == "controllers":
-                    lane.players.set_controllers(*arg)
-                elif cmd == "positions":
-                    arrays["positions"][:] = lane.positions()
-                else:
-                    raise ValueError(f"unknown lane command {cmd!r}")
-                conn.send(("ok", None))
-            except Exception:
-                conn.send(("error", traceback.format_exc()))
+        serve(conn, _LaneServer(lane, arrays), before_recv=_spin)
     except (KeyboardInterrupt, EOFError):
         pass
     except Exception:  # the lane could not be built
@@ -189,7 +199,7 @@ class RemoteLane:
         n = len(spec.W)
         self.cars = cars  # their rows in the duel's batch (for messages)
         self.cars_text = str(cars.start) if len(cars) == 1 else f"{cars.start}-{cars.stop - 1}"
-        self._shm = shared_memory.SharedMemory(create=True, size=_size(n))
+        self._shm = shared_memory.SharedMemory(create=True, size=_layout(n)[1])
         self.arrays = _carve(self._shm.buf, n)
         self.arrays["knobs"][:] = spec.knobs
         ctx = mp.get_context("spawn")
@@ -224,11 +234,8 @@ class RemoteLane:
 
     def _died(self, doing: str) -> WorkerDied:
         self._proc.join(timeout=1)
-        code = self._proc.exitcode
-        if code is not None and code < 0:
-            how = f"was killed by {signal.Signals(-code).name}" if -code in signal.valid_signals() else f"got {-code}"
-        else:
-            how = "closed its pipe" if code is None else f"exited with status {code}"
+        how = exit_reason(self._proc)
+        how = f"was {how}" if how.startswith("killed") else how
         return WorkerDied(f"lane worker (pid {self._proc.pid}, cars {self.cars_text}) {how} while {doing}: close this "
                           "duel and build a new one", 1, self._proc.pid, self.cars)  # fmt: skip
 
@@ -287,10 +294,9 @@ class LanePair:
         if n < 2:
             raise ValueError(f"lanes=2 needs at least 2 cars, got {n}")
         h = self.split = n // 2
-        part = {k: getattr(spec, k) for k in LaneSpec.__dataclass_fields__}
 
         def rows(lo, hi):
-            return LaneSpec(**{**part, **{k: np.asarray(part[k])[lo:hi] for k in ("W", "b", "knobs", "wet")}})
+            return replace(spec, W=spec.W[lo:hi], b=spec.b[lo:hi], knobs=spec.knobs[lo:hi], wet=spec.wet[lo:hi])
 
         self.remote = RemoteLane(rows(h, n), range(h, n))
         try:
