@@ -80,3 +80,43 @@ def test_pipelined_rollouts_give_the_same_fitness_as_lockstep(tmp_path):
     assert [rows[0][k] for k in keys] == [rows[1][k] for k in keys]
     # the off-track count and the early cut (off_track_patience 20) were exercised
     assert float(rows[0]["off_track_s_mean"]) > 0 and float(rows[0]["steps_mean"]) < 150
+
+
+def test_hard_tracks_pool_is_picked_from_tournaments_and_driven(tmp_path):
+    """`vmc-duel train hard-tracks` keeps a tournament's tracks below the threshold, worst first,
+    and refuses evaluation and held-out tracks; training then drives the pool's tracks in the
+    last hard_fraction of each candidate's rollouts."""
+    from train.controller import track_seed
+    from train.hard_tracks import hard_tracks
+
+    results = [{"seed": 2_000_000 + k, "A_reward": r, "B_reward": 900.0} for k, r in enumerate([910, 420, 830, 650])]
+    t = tmp_path / "t" / "tournament.json"
+    t.parent.mkdir()
+    t.write_text(json.dumps({"results": results}))
+    pool = tmp_path / "hard.json"
+    cmd = [sys.executable, "-m", "vmc_duel.cli", "train", "hard-tracks", str(t), "--below", "850", "--out", str(pool)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(pool.read_text())["seeds"] == [2_000_001, 2_000_003, 2_000_002]  # worst first
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "pass --force" in result.stderr
+    t.write_text(json.dumps({"results": results + [{"seed": 1_000_005, "A_reward": 100.0, "B_reward": 1.0}]}))
+    with pytest.raises(ValueError, match="1000005 is a held-out track"):
+        hard_tracks([t], "A", 850.0)
+
+    cfg = tiny(tmp_path, rollouts=4, track_seed=500)
+    assert [track_seed(cfg, [7, 8, 9], 2, g, r) for g in (0, 1) for r in range(4)] == [500, 501, 7, 8,
+                                                                                      504, 505, 9, 7]  # fmt: skip
+    # A pool holding exactly the fresh track it replaces drives the same generation as no pool;
+    # a pool of other tracks does not.
+    pool.write_text(json.dumps({"seeds": [10_001]}))
+    plain = train_controller(tiny(tmp_path, name="N", track_seed=10_000, rain_fraction=0.0))
+    same = train_controller(tiny(tmp_path, name="S", track_seed=10_000, rain_fraction=0.0, hard_tracks=str(pool),
+                                 hard_fraction=0.5))  # fmt: skip
+    pool.write_text(json.dumps({"seeds": [2_000_001]}))
+    other = train_controller(tiny(tmp_path, name="O", track_seed=10_000, rain_fraction=0.0, hard_tracks=str(pool),
+                                  hard_fraction=0.5))  # fmt: skip
+    rows = [list(csv.DictReader((run / "log.csv").open()))[0] for run in (plain, same, other)]
+    assert rows[0]["fitness_mean"] == rows[1]["fitness_mean"] != rows[2]["fitness_mean"]
+    with pytest.raises(ValueError, match="hard_fraction needs hard_tracks"):
+        train_controller(tiny(tmp_path, name="X", hard_fraction=0.5))

@@ -66,6 +66,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="start over, replacing an existing run")
     p.set_defaults(handler=_handler("train.controller"))
 
+    from train import hard_tracks
+
+    p = steps.add_parser(
+        "hard-tracks",
+        help="pick the tracks a controller does badly on (from tournaments) for CMA-ES to train on",
+        description=hard_tracks.__doc__.split("\n\n")[0] + " Writes a pool file for `train controller "
+        "--hard-tracks`.",
+    )
+    hard_tracks.add_arguments(p)
+    p.set_defaults(handler=_handler("train.hard_tracks"))
+
     p = steps.add_parser(
         "ship-controller",
         help="copy a controller run's best evaluated controller into weights/, with its training record",

@@ -98,6 +98,11 @@ class TrainControllerConfig:
     """steps per rollout (CarRacing-v3: 1000)"""
     track_seed: int = 10_000
     """generation g drives tracks track_seed + g * rollouts + r"""
+    hard_tracks: str = ""
+    """pool file of tracks the controller does badly on (`vmc-duel train hard-tracks`): a share of every
+    generation's rollouts drive them, cycling through the pool"""
+    hard_fraction: float = 0.0
+    """share of each candidate's rollouts on hard_tracks (the rest on fresh tracks from track_seed)"""
     eval_every: int = 10
     """every this many generations, drive the best candidate on the evaluation tracks"""
     snapshot_every: int = 10

@@ -10,7 +10,10 @@ strategy invariants (minimum throttle; knobs at their defaults) in numba, exactl
 a duel. A rollout ends early once the car has been off the road `off_track_patience`
 steps in a row (the GA anchor did this: a lost car only costs time).
 
-Fitness is the episode reward, minus `off_track_penalty` per second off the road.
+Fitness is the episode reward, minus `off_track_penalty` per second off the road. With
+`hard_tracks` (a pool from `vmc-duel train hard-tracks`), `hard_fraction` of each candidate's
+rollouts drive tracks the controller is known to do badly on, so that every generation's
+ranking sees some of the crashes that decide a controller's mean.
 Every `eval_every` generations the distribution's mean is driven on `eval_tracks`
 evaluation tracks; the best of those evaluations is kept as best.npz. Every
 `snapshot_every` generations the mean is also saved as gen_NNNN.npz (W, b and metadata, read
@@ -51,6 +54,7 @@ from engine.policy.players import Players, invariants_array  # noqa: E402
 from engine.race.duel import FPS  # noqa: E402
 from engine.world_model.manifest import load_manifest  # noqa: E402
 from train.config import TrainControllerConfig, from_args, from_yaml  # noqa: E402
+from train.hard_tracks import load_hard_tracks  # noqa: E402
 
 EVAL_SEED_START = 900_000  # evaluation tracks: never trained on, below the tournament's held-out seeds
 LOG_FIELDS = ["generation", "fitness_mean", "fitness_max", "fitness_min", "reward_mean", "off_track_s_mean",
@@ -61,6 +65,15 @@ RESUME_KEYS = ("name", "population", "rollouts", "sigma0", "init", "seed")  # a 
 def to_wb(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
     """Flat parameters (3 * dims + 3,) -> W (3, dims), b (3,)."""
     return x[: 3 * dims].reshape(3, dims), x[3 * dims :]
+
+
+def track_seed(cfg: TrainControllerConfig, pool: list[int], n_hard: int, g: int, r: int) -> int:
+    """The track of rollout r in generation g: the last n_hard rollouts cycle through the pool of hard
+    tracks (away from the first ones, which rain takes), the others are fresh tracks from cfg.track_seed."""
+    first_hard = cfg.rollouts - n_hard
+    if r >= first_hard:
+        return pool[(g * n_hard + r - first_hard) % len(pool)]
+    return cfg.track_seed + g * cfg.rollouts + r
 
 
 def rollout(players: Players, vec: VecRaceEnv, seeds: list[int], indices: np.ndarray, wet: np.ndarray,
@@ -255,8 +268,11 @@ def load_generation(run: Path, settle: bool = True) -> tuple[object, dict, list[
 
 def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
     """Run (or resume) CMA-ES for `cfg`; returns the run directory."""
-    if not 0 <= cfg.rain_fraction <= 1:
-        raise ValueError(f"rain_fraction must be in [0, 1], got {cfg.rain_fraction}")
+    for key in ("rain_fraction", "hard_fraction"):
+        if not 0 <= getattr(cfg, key) <= 1:
+            raise ValueError(f"{key} must be in [0, 1], got {getattr(cfg, key)}")
+    if cfg.hard_fraction and not cfg.hard_tracks:
+        raise ValueError("hard_fraction needs hard_tracks (a pool file from `vmc-duel train hard-tracks`)")
     console = Console()
     run = cfg.out / cfg.name
     if force and run.exists():
@@ -293,12 +309,15 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
         raise ValueError(f"backend {cfg.backend!r} is not one of local, ray")
     n = cfg.population * cfg.rollouts
     n_rain = int(round(cfg.rain_fraction * cfg.rollouts))
+    pool = load_hard_tracks(Path(cfg.hard_tracks)) if cfg.hard_tracks else []
+    n_hard = int(round(cfg.hard_fraction * cfg.rollouts)) if pool else 0
     weathers = ["rain" if r < n_rain else "clear" for _ in range(cfg.population) for r in range(cfg.rollouts)]
     wet = np.array([w == "rain" for w in weathers], dtype=np.float64)
     eval_idx = np.flatnonzero(wet == 0)[: cfg.eval_tracks]
     eval_seeds = [EVAL_SEED_START + k for k in range(len(eval_idx))]
     console.print(f"controller {cfg.name}: {cfg.population} candidates x {cfg.rollouts} tracks = {n} cars per "
-                  f"generation ({n_rain} of each candidate's tracks in rain), {3 * dims + 3} parameters, "
+                  f"generation ({n_rain} of each candidate's tracks in rain, {n_hard} from a pool of {len(pool)} hard "
+                  f"tracks), {3 * dims + 3} parameters, "
                   f"{cfg.workers} env workers, renderer {cfg.renderer}")  # fmt: skip
 
     fleet = RayFleet(cfg, weathers, dims, console) if cfg.backend == "ray" else LocalFleet(cfg, weathers, dims)
@@ -313,7 +332,7 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
             X = np.array(es.ask())  # (population, params)
             W = np.stack([to_wb(x, dims)[0] for x in X]).repeat(cfg.rollouts, axis=0)  # (n, 3, dims)
             b = np.stack([to_wb(x, dims)[1] for x in X]).repeat(cfg.rollouts, axis=0)  # (n, 3)
-            seeds = [cfg.track_seed + g * cfg.rollouts + r for _ in range(cfg.population) for r in range(cfg.rollouts)]
+            seeds = [track_seed(cfg, pool, n_hard, g, r) for _ in range(cfg.population) for r in range(cfg.rollouts)]
             res = fleet.rollout(W, b, seeds, np.arange(n))
             fitness = res["reward"] - cfg.off_track_penalty * res["off_track_seconds"]
             per_candidate = fitness.reshape(cfg.population, cfg.rollouts).mean(axis=1)
@@ -392,7 +411,8 @@ def ship(name: str, run: Path, weights: Path = Path("weights"), force: bool = Fa
             "generations_run": state["generation"], "population": cfg["population"], "rollouts": cfg["rollouts"],
             "sigma0": cfg["sigma0"], "init": cfg["init"], "renderer": cfg["renderer"],
             "rain_fraction": cfg["rain_fraction"], "off_track_penalty": cfg["off_track_penalty"],
-            "off_track_patience": cfg["off_track_patience"], "wall_seconds": state["seconds"],
+            "off_track_patience": cfg["off_track_patience"], "hard_tracks": cfg.get("hard_tracks", ""),
+            "hard_fraction": cfg.get("hard_fraction", 0.0), "wall_seconds": state["seconds"],
             "machine": f"{platform.machine()}, {os.cpu_count()} cores ({platform.processor() or platform.system()})",
             "final_fitness_mean": float(rows[-1]["fitness_mean"]), "final_fitness_max": float(rows[-1]["fitness_max"]),
             "shipped_generation": int(meta["generation"]), "eval_mean": float(meta["eval_mean"]),
