@@ -47,7 +47,7 @@ from common import (  # noqa: E402
     stats,
 )
 
-from engine.env.weather import PLAY_ROWS  # noqa: E402  (84 rows above the dashboard: the crop)
+from engine.world_model.frames import COLS, ROWS  # noqa: E402  (the area resize's weights)
 from engine.world_model.manifest import load_manifest  # noqa: E402
 
 CPU_BATCHES = (1, 2, 8, 64, 256, 1024)  # players per step
@@ -71,8 +71,9 @@ def flop_per_player_step(sizes: dict) -> dict:
     obs_side, channels = sizes["obs"][1], sizes["obs"][2]  # 96, 3
     side = sizes["frame"][0]  # 64
     z, a, hidden, k = sizes["z"], sizes["action"], sizes["hidden"], sizes["gaussians"]
-    # Area resize as two MatMuls per channel: (64 x 84) @ (84 x 96), then (64 x 96) @ (96 x 64).
-    preprocess = 2 * channels * (side * PLAY_ROWS * obs_side + side * obs_side * side)
+    # Area resize (engine.world_model.frames), only the non-zero weights: each of the 64 output rows
+    # sums 2-3 input rows of 96 pixels, then each output pixel 2 of those columns, per channel.
+    preprocess = 2 * channels * (int(np.count_nonzero(ROWS)) * obs_side + side * int(np.count_nonzero(COLS)))
     encoder, cin, n = 0, channels, side
     for cout in VAE_FILTERS:
         n = (n - VAE_KERNEL) // VAE_STRIDE + 1  # 31, 14, 6, 2

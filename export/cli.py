@@ -33,5 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="quantise world_model.int8.onnx in --out again, calibrated on the shipped controllers' own "
                    "drives, and run the driving gate (both controllers on 20 evaluation tracks, fp32 and int8): "
                    "`--precision auto` uses int8 on CPU only when it passed")  # fmt: skip
+    p.add_argument("--world-model-only", action="store_true",
+                   help="export world_model.onnx and its fp16 and int8 variants in --out again from its vae.pth and "
+                   "mdnrnn.pth (after a change to the step's graph), with their checks and the int8 driving gate; "
+                   "needs --force")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace files already in --out")
     p.set_defaults(handler=_run)

@@ -1,9 +1,9 @@
 """The torch modules that become the engine's ONNX graphs. Graphs only, no file handling.
 
-- `WorldModelStep`: raw observations (B, 96, 96, 3) uint8 + previous actions + LSTM state
-  -> z, next state, the MDN's mixture, predicted reward, off-track probability. Cropping,
-  area resizing (the same matrices the collector used), rounding to the training frames'
-  uint8 levels and scaling all happen inside.
+- `WorldModelStep`: the VAE's input frames (B, 3, 64, 64) float32 in [0, 1] (observations
+  cropped, area-resized and rounded by engine.world_model.frames, in numba: as MatMuls in
+  the graph they were a quarter of its time) + previous actions + LSTM state -> z, next
+  state, the MDN's mixture, predicted reward, off-track probability.
 - `DreamStep`: one imagined step from (z, action, h, c): the same LSTM cell and heads.
 - `Decoder`: z -> (B, 64, 64, 3) uint8, what the model sees.
 
@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from train.models import MDNRNN, VAE
-from train.preprocess import COLS, CROP_ROWS, ROWS
 
 
 def lstm_cell(rnn: MDNRNN, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,31 +28,17 @@ def lstm_cell(rnn: MDNRNN, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) ->
     return torch.sigmoid(o) * torch.tanh(c_next), c_next
 
 
-class Preprocess(nn.Module):
-    """(B, 96, 96, 3) uint8 -> (B, 3, 64, 64) float in [0, 1], as train.preprocess does."""
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("rows", torch.from_numpy(ROWS))  # (64, 84)
-        self.register_buffer("cols_t", torch.from_numpy(COLS.T.copy()))  # (96, 64)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = obs[:, :CROP_ROWS].permute(0, 3, 1, 2).float()  # (B, 3, 84, 96)
-        x = self.rows @ x @ self.cols_t  # (B, 3, 64, 64)
-        return torch.clamp(torch.floor(x + 0.5), 0.0, 255.0) / 255.0  # the stored uint8 levels
-
-
 class WorldModelStep(nn.Module):
     """With `half`, the VAE and MDN-RNN compute in float16 (for CUDA) between float32 edges."""
 
     def __init__(self, vae: VAE, rnn: MDNRNN, half: bool = False):
         super().__init__()
-        self.pre, self.vae, self.rnn = Preprocess(), vae, rnn
+        self.vae, self.rnn = vae, rnn
         self.dtype = torch.float16 if half else torch.float32
 
-    def forward(self, obs, prev_action, h, c):
+    def forward(self, frame, prev_action, h, c):
         d = self.dtype
-        z, _ = self.vae.encode(self.pre(obs).to(d))  # (B, 32): the mean, no sampling at inference
+        z, _ = self.vae.encode(frame.to(d))  # (B, 32): the mean, no sampling at inference
         h_next, c_next = lstm_cell(self.rnn, torch.cat([z, prev_action.to(d)], dim=1), h.to(d), c.to(d))
         log_pi, mu, sigma, reward, off_logit = self.rnn.heads(h_next)
         outs = (z, h_next, c_next, log_pi, mu, sigma, reward, torch.sigmoid(off_logit))
@@ -82,7 +67,7 @@ class Decoder(nn.Module):
 
 
 WORLD_MODEL_IO = (
-    ["obs", "prev_action", "h", "c"],
+    ["frame", "prev_action", "h", "c"],
     ["z", "h_next", "c_next", "mdn_log_pi", "mdn_mu", "mdn_sigma", "reward", "off_track_prob"],
 )
 DREAM_IO = (

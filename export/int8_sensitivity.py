@@ -27,6 +27,7 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from engine.hardware import hardware_info
 from engine.policy.controller import policy_actions
 from engine.policy.players import load_controllers
+from engine.world_model.frames import model_input
 from engine.world_model.manifest import WEIGHTS_DIR
 from export.variants import CALIBRATION_SEEDS, CHECK_SEED, _Reader, on_policy_drive, on_policy_observations
 
@@ -38,7 +39,8 @@ RECIPES = {  # name -> the layers in int8 (None: every quantisable layer but the
 
 
 def layers(model: onnx.ModelProto) -> list[str]:
-    """The quantisable layers of the step, the preprocessing MatMuls left out."""
+    """The quantisable layers of the step (graphs exported before the `frame` input also held the
+    preprocessing's MatMuls, /pre/: those are left out)."""
     return [n.name for n in model.graph.node if n.op_type in QUANTISABLE and not n.name.startswith("/pre/")]
 
 
@@ -64,7 +66,7 @@ def errors(fp32: Path, variant: Path, frames: np.ndarray, actions: np.ndarray, W
         prev = actions[t - 1] if t else np.zeros((n, 3), np.float32)
         outs = []
         for k, sess in enumerate(sessions):
-            z, h, c = sess.run(["z", "h_next", "c_next"], {"obs": frames[t], "prev_action": prev,
+            z, h, c = sess.run(["z", "h_next", "c_next"], {"frame": model_input(frames[t]), "prev_action": prev,
                                                           "h": state[k][0], "c": state[k][1]})  # fmt: skip
             state[k] = [h, c]
             act = np.empty((n, 3))

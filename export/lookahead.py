@@ -28,6 +28,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from engine.world_model.frames import model_input
+
 LOOKAHEAD_IO = (["z", "action", "h", "c", "W", "b", "horizon"], ["off_max", "off_steps"])
 OPSET = 17
 STEP = "step/"  # prefix of every name inside the loop body (a subgraph must not shadow outer names)
@@ -197,7 +199,7 @@ def _feeds(world_model, obs: np.ndarray, horizons, seed: int):
     hidden = world_model.get_inputs()[2].shape[1]  # h (batch, H)
     zeros = np.zeros((n, hidden), np.float32)
     _, h, c, log_pi, mu, sigma, _, _ = world_model.run(None, {
-        "obs": obs, "prev_action": np.zeros((n, 3), np.float32), "h": zeros, "c": zeros})  # fmt: skip
+        "frame": model_input(obs), "prev_action": np.zeros((n, 3), np.float32), "h": zeros, "c": zeros})  # fmt: skip
     z, spread = np.empty((n, log_pi.shape[1]), np.float32), np.empty(n)
     mixture_stats(log_pi, mu, sigma, z, spread)
     rng = np.random.default_rng(seed)

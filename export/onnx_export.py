@@ -21,6 +21,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from engine.world_model.frames import model_input
 from export.graphs import DECODER_IO, DREAM_IO, WORLD_MODEL_IO, Decoder, DreamStep, WorldModelStep
 from train.checkpoint import torch_load
 from train.models import MDNRNN, VAE, MDNRNNConfig, VAEConfig
@@ -54,7 +55,8 @@ def load_state(model: torch.nn.Module, path: Path, what: str) -> torch.nn.Module
 
 
 def example_inputs(name: str, batch: int, rng: np.random.Generator, obs: np.ndarray | None = None) -> dict:
-    """Inputs of graph `name` for a batch; obs (B, 96, 96, 3) uint8 may be given."""
+    """Inputs of graph `name` for a batch; obs (B, 96, 96, 3) uint8 may be given (the world model
+    takes their frames, engine.world_model.frames.model_input)."""
     h = rng.standard_normal((batch, MDNRNNConfig.hidden_size)).astype(np.float32) * 0.5
     c = rng.standard_normal((batch, MDNRNNConfig.hidden_size)).astype(np.float32) * 0.5
     a = rng.uniform(-1, 1, (batch, 3)).astype(np.float32)
@@ -62,7 +64,7 @@ def example_inputs(name: str, batch: int, rng: np.random.Generator, obs: np.ndar
     if name == "world_model":
         if obs is None:
             obs = rng.integers(0, 256, (batch, 96, 96, 3), dtype=np.uint8)
-        return {"obs": obs[:batch], "prev_action": a, "h": h, "c": c}
+        return {"frame": model_input(obs[:batch]), "prev_action": a, "h": h, "c": c}
     if name == "dream":
         return {"z": z, "action": a, "h": h, "c": c}
     return {"z": z}
@@ -203,6 +205,38 @@ def requantise_int8(out: Path, gate_tracks: int = 20, calibration_steps: int = 4
     return manifest["files"][path.name]
 
 
+def rebuild_world_model(out: Path, force: bool = False, gate_tracks: int = 20, calibration_steps: int = 400) -> dict:
+    """Export world_model.onnx and world_model.fp16.onnx again in an exported weights directory from
+    its vae.pth and mdnrnn.pth (the graph changed, the models did not), check fp32 against torch and
+    fp16 against fp32, then quantise int8 again and run its driving gate (`requantise_int8`); every
+    other file and manifest entry stays. Refuses without `force`: it replaces shipped graphs."""
+    from export import variants as var
+
+    if not force:
+        raise ValueError(f"{out}: rebuilding replaces its world_model*.onnx: pass --force")
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    vae = load_state(VAE(VAEConfig()), out / "vae.pth", "VAE")
+    rnn = load_state(MDNRNN(MDNRNNConfig()), out / "mdnrnn.pth", "MDN-RNN")
+    module, io = graphs(vae, rnn)["world_model"]
+    check = var.policy_observations((var.CHECK_SEED,), 64)
+    fp32 = out / "world_model.onnx"
+    export_graph(module, io, "world_model", fp32)
+    diff = parity(module, io, "world_model", fp32, check)
+    if diff > PARITY_TOLERANCE:
+        raise RuntimeError(f"{fp32}: onnxruntime differs from torch by {diff}")
+    manifest["files"][fp32.name] = {"sha256": sha256(fp32), "opset": OPSET, "precision": "fp32",
+                                    "parity_max_abs_diff": diff, **io_spec(fp32)}  # fmt: skip
+    fp16 = out / "world_model.fp16.onnx"
+    var.make_fp16(vae, rnn, fp16)
+    error = var.compare(fp32, fp16, check)
+    var.check_error(fp16, error)
+    manifest["files"][fp16.name] = {"sha256": sha256(fp16), "opset": OPSET, "precision": "fp16",
+                                    "variant_of": "world_model.onnx", **error, **io_spec(fp16)}  # fmt: skip
+    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    return requantise_int8(out, gate_tracks=gate_tracks, calibration_steps=calibration_steps)
+
+
 def add_lookahead(out: Path, force: bool = False) -> dict:
     """Add lookahead.onnx to an exported weights directory, built from its mdnrnn.pth; the
     manifest gains its entry. Refuses to replace one without `force`."""
@@ -295,8 +329,8 @@ def export_all(
 def main(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out}: a file, not a directory")
-    if args.int8_only:
-        meta = requantise_int8(args.out)
+    if args.int8_only or args.world_model_only:
+        meta = rebuild_world_model(args.out, force=args.force) if args.world_model_only else requantise_int8(args.out)
         g = meta["gate"]
         scores = ", ".join(f"{p} fp32 {g['reward_mean']['fp32'][p]:.1f} int8 {g['reward_mean']['int8'][p]:.1f}"
                            for p in ("A", "B"))  # fmt: skip

@@ -11,15 +11,14 @@
   instead of 910 and 906 over 12 held-out tracks; convolutions alone scored 911 and 907,
   as fast (1.7x fp32 at batch 2 and 256, one thread). ONNX Runtime's documentation advises
   static over dynamic quantisation for convolutional models (dynamic ConvInteger was
-  measured 4x slower here). The input preprocessing MatMuls stay in float: they turn
-  uint8 pixels into the VAE's input and are cheap. Weights use 7 bits (`reduce_range`):
+  measured 4x slower here). Weights use 7 bits (`reduce_range`):
   on x86 CPUs without VNNI (AVX2, AVX-512 before VNNI) onnxruntime multiplies u8
   activations by s8 weights with VPMADDUBSW, whose 16-bit pair sums saturate when both
   use the full 8 bits; onnxruntime's documentation advises reduce_range for this. On a
   randomly initialised model full-range weights gave a z error of 78% of z's spread on an
   AVX2-only CPU against 3% with VNNI; with 7-bit weights the two agree.
 - fp16: weights and activations in half precision, inputs and outputs kept as they are
-  (uint8 observations, float32 state), for the CUDA execution provider.
+  (float32 frames and state), for the CUDA execution provider.
 
 Each variant's z error against fp32 on held-out observations, and its CPU latency, go
 into the manifest.
@@ -31,12 +30,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
 from engine import make_env
 from engine.hardware import vector_isa
+from engine.world_model.frames import model_input
 from train.collect import ClumsyDriver, CollectConfig
 
 CALIBRATION_SEEDS = (1001, 1002, 1003, 1004)  # tracks never used for training data (seeds 0-219)
@@ -66,7 +65,7 @@ def policy_observations(seeds: tuple[int, ...], steps: int) -> np.ndarray:
 def _feed(obs: np.ndarray) -> dict[str, np.ndarray]:
     b = len(obs)
     zeros = np.zeros((b, 256), np.float32)
-    return {"obs": obs, "prev_action": np.zeros((b, 3), np.float32), "h": zeros, "c": zeros}
+    return {"frame": model_input(obs), "prev_action": np.zeros((b, 3), np.float32), "h": zeros, "c": zeros}
 
 
 class _Reader(CalibrationDataReader):
@@ -98,12 +97,10 @@ def on_policy_observations(weights: Path, seeds: tuple[int, ...], steps: int, ev
 
 
 def make_int8(fp32: Path, out: Path, calibration: np.ndarray) -> None:
-    model = onnx.load(str(fp32))
-    keep_float = [n.name for n in model.graph.node if n.name.startswith("/pre/")]  # the Preprocess module
     quantize_static(
         str(fp32), str(out), _Reader(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=keep_float,
-        op_types_to_quantize=INT8_OPS, reduce_range=True,
+        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=INT8_OPS,
+        reduce_range=True,
     )  # fmt: skip
 
 

@@ -86,7 +86,7 @@ import json, numpy as np, onnxruntime as ort
 opts = ort.SessionOptions(); opts.intra_op_num_threads = 1
 obs = np.load("__OBS__", allow_pickle=False)
 zeros = np.zeros((len(obs), 256), np.float32)
-feed = {"obs": obs, "prev_action": np.zeros((len(obs), 3), np.float32), "h": zeros, "c": zeros}
+feed = {"frame": obs, "prev_action": np.zeros((len(obs), 3), np.float32), "h": zeros, "c": zeros}
 cpu = ["CPUExecutionProvider"]
 z = {k: ort.InferenceSession(f"__DIR__/world_model{k}.onnx", opts, providers=cpu).run(["z"], feed)[0]
      for k in ("", ".int8")}
@@ -96,7 +96,9 @@ print(json.dumps({"z_err_over_spread": float(np.abs(z[".int8"] - z[""]).mean() /
 
 def int8_error_on(cpu: str | None, weights: Path, obs: np.ndarray, tmp_path: Path) -> float:
     """int8 vs fp32 z error of `weights`' world model on `obs`, as a share of z's spread."""
-    np.save(tmp_path / "obs.npy", obs)
+    from engine.world_model.frames import model_input
+
+    np.save(tmp_path / "obs.npy", model_input(obs))  # the graphs' input: frames, made here
     code = Z_ERROR.replace("__OBS__", str(tmp_path / "obs.npy")).replace("__DIR__", str(weights.resolve()))
     return run_python(code, cpu=cpu)["z_err_over_spread"]
 

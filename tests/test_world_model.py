@@ -18,14 +18,13 @@ ort = pytest.importorskip("onnxruntime")
 
 from engine import make_env  # noqa: E402
 from engine.world_model.manifest import WeightsError, load_manifest  # noqa: E402
-from export.graphs import Preprocess  # noqa: E402
 from export.onnx_export import export_all  # noqa: E402
 from export.variants import MAX_Z_ERR_OVER_SPREAD, VariantError, check_error  # noqa: E402
 from train.collect import CollectConfig, collect, collect_episode  # noqa: E402
 from train.config import TrainMDNRNNConfig, TrainVAEConfig  # noqa: E402
 from train.mdnrnn import roc_auc, train_mdnrnn  # noqa: E402
 from train.models import MDNRNN, VAE, MDNRNNConfig, VAEConfig, vae_loss  # noqa: E402
-from train.preprocess import ROWS, to_model_frames  # noqa: E402
+from train.preprocess import COLS, ROWS, model_input, to_model_frames  # noqa: E402
 from train.shards import ShardError, episode_path, list_episodes, load_episode, save_episode  # noqa: E402
 from train.vae import train_vae  # noqa: E402
 
@@ -130,12 +129,22 @@ def test_roc_auc():
     assert roc_auc(np.array([0.5, 0.5, 0.5, 0.5]), np.array([0, 1, 0, 1])) == 0.5
 
 
-def test_graph_preprocessing_matches_the_collector():
-    obs = real_observations(8)
-    with torch.no_grad():
-        graph = Preprocess()(torch.from_numpy(obs)).permute(0, 2, 3, 1).numpy() * 255.0
-    assert np.abs(graph - to_model_frames(obs)).max() < 1e-3
-    assert np.allclose(ROWS.sum(axis=1), 1.0)
+def test_model_frames_are_the_dense_area_resize_and_do_not_depend_on_the_batch():
+    """The numba kernel against the definition: crop, ROWS @ x @ COLS.T per channel, round half
+    up, clip, / 255 (what the exported graph computed in MatMuls before the kernel took over),
+    on real observations and on noise."""
+    rng = np.random.default_rng(0)
+    obs = np.concatenate([real_observations(24), rng.integers(0, 256, (8, 96, 96, 3), dtype=np.uint8)])
+    x = np.moveaxis(obs[:, :84], -1, 1).astype(np.float32)  # (B, 3, 84, 96)
+    dense = np.clip(np.floor(ROWS @ x @ COLS.T + np.float32(0.5)), 0, 255)  # (B, 3, 64, 64) levels
+    got = model_input(obs)
+    assert got.shape == (32, 3, 64, 64) and got.dtype == np.float32
+    assert np.abs(got * 255.0 - dense).max() < 1e-3 and (np.rint(got * 255.0) != dense).mean() < 1e-5
+    assert np.array_equal(to_model_frames(obs), np.rint(np.moveaxis(got, 1, -1) * 255).astype(np.uint8))
+    assert np.array_equal(model_input(obs[5:6]), got[5:6])  # alone or in a batch: the same frame
+    assert np.allclose(ROWS.sum(axis=1), 1.0) and np.allclose(COLS.sum(axis=1), 1.0)
+    with pytest.raises(ValueError, match=r"obs must be \(B, 96, 96, 3\) uint8, got float32\(2, 96, 96, 3\)"):
+        model_input(obs[:2].astype(np.float32))
 
 
 def test_export_random_models_parity_manifest_and_refusals(tmp_path):
@@ -151,8 +160,8 @@ def test_export_random_models_parity_manifest_and_refusals(tmp_path):
     assert load_manifest(out)["sizes"]["z"] == 32
     assert 0 < manifest["risk"]["spread_lo"] < manifest["risk"]["spread_hi"] and manifest["risk"]["steps"] == 40
     wm = manifest["files"]["world_model.onnx"]
-    assert [i["name"] for i in wm["inputs"]] == ["obs", "prev_action", "h", "c"]
-    assert wm["inputs"][0]["shape"] == ["batch", 96, 96, 3]
+    assert [i["name"] for i in wm["inputs"]] == ["frame", "prev_action", "h", "c"]
+    assert wm["inputs"][0]["shape"] == ["batch", 3, 64, 64]
     for precision in ("int8", "fp16"):  # variants: same interface, z close to fp32
         meta = manifest["files"][f"world_model.{precision}.onnx"]
         assert meta["precision"] == precision and meta["inputs"] == wm["inputs"]
@@ -192,7 +201,7 @@ def test_export_of_the_trained_run(run, tmp_path):
     sess = ort.InferenceSession(str(tmp_path / "w" / "world_model.onnx"), providers=["CPUExecutionProvider"])
     obs = real_observations(4)
     z, h, c, log_pi, mu, sigma, reward, off = sess.run(None, {
-        "obs": obs, "prev_action": np.zeros((4, 3), np.float32),
+        "frame": model_input(obs), "prev_action": np.zeros((4, 3), np.float32),
         "h": np.zeros((4, 256), np.float32), "c": np.zeros((4, 256), np.float32),
     })  # fmt: skip
     assert z.shape == (4, 32) and h.shape == (4, 256) and mu.shape == (4, 32, 5)
@@ -215,7 +224,7 @@ def test_shipped_onnx_matches_shipped_torch_on_real_frames():
     obs = real_observations(64)
     sess = ort.InferenceSession(str(SHIPPED / "world_model.onnx"), providers=["CPUExecutionProvider"])
     for batch in (1, 2, 64):
-        feed = {"obs": obs[:batch], "prev_action": np.zeros((batch, 3), np.float32),
+        feed = {"frame": model_input(obs[:batch]), "prev_action": np.zeros((batch, 3), np.float32),
                 "h": np.zeros((batch, 256), np.float32), "c": np.zeros((batch, 256), np.float32)}  # fmt: skip
         got = sess.run(None, feed)
         with torch.no_grad():

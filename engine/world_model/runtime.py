@@ -7,7 +7,8 @@ the environments need), and on CUDA asks cuDNN for heuristic convolution algorit
 (the default re-benchmarks every new batch size).
 
 `WorldModel` runs every player's VAE + MDN-RNN step in one `run` per env step and keeps
-each player's LSTM state and previous action; sizes come from weights/manifest.json.
+each player's LSTM state and previous action; sizes come from weights/manifest.json. The
+observations become the VAE's input frames in numba first (engine.world_model.frames).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from engine.world_model.frames import CHANNELS, MODEL_SIZE, model_input
 from engine.world_model.manifest import WEIGHTS_DIR, WeightsError, load_manifest
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -106,6 +108,11 @@ class WorldModel:
             raise WeightsError(f"{Path(weights_dir) / name}: the {precision} variant is not in the manifest")
         self.precision, self.device = precision, "cuda" if on_cuda else "cpu"
         self.session = make_session(Path(weights_dir) / name, device, threads)
+        if self.session.get_inputs()[0].name != "frame":  # graphs exported before the frames were made here
+            raise WeightsError(f"{Path(weights_dir) / name}: takes {self.session.get_inputs()[0].name!r}, not the "
+                               f"model's frames: export it again (vmc-duel export --world-model-only --out "
+                               f"{weights_dir} --force)")  # fmt: skip
+        self._frames = np.zeros((players, CHANNELS, MODEL_SIZE, MODEL_SIZE), np.float32)  # (B, 3, 64, 64)
         self.h = np.zeros((players, self.hidden), np.float32)  # (B, H)
         self.c = np.zeros((players, self.hidden), np.float32)  # (B, H)
         self.prev_action = np.zeros((players, sizes["action"]), np.float32)  # (B, 3)
@@ -117,10 +124,9 @@ class WorldModel:
         b, z, g = self.players, self.z_size, sizes["gaussians"]
         shapes = {"z": (b, z), "h_next": (b, self.hidden), "c_next": (b, self.hidden), "mdn_log_pi": (b, z, g),
                   "mdn_mu": (b, z, g), "mdn_sigma": (b, z, g), "reward": (b,), "off_track_prob": (b,)}  # fmt: skip
-        self._obs = np.zeros((b, *sizes["obs"]), np.uint8)  # (B, 96, 96, 3)
         self._outputs = {name: np.zeros(shapes[name], np.float32) for name in self.OUTPUTS}
         self._binding = self.session.io_binding()
-        for name, arr in (("obs", self._obs), ("prev_action", self.prev_action), ("h", self.h), ("c", self.c)):
+        for name, arr in (("frame", self._frames), ("prev_action", self.prev_action), ("h", self.h), ("c", self.c)):
             self._binding.bind_cpu_input(name, arr)
         for name, arr in self._outputs.items():
             self._binding.bind_output(name, "cpu", 0, np.float32, list(arr.shape), arr.ctypes.data)
@@ -143,15 +149,15 @@ class WorldModel:
         rows = self.players if idx is None else len(idx)
         if obs.shape != (rows, 96, 96, 3) or obs.dtype != np.uint8:
             raise ValueError(f"obs must be ({rows}, 96, 96, 3) uint8, got {obs.dtype}{obs.shape}")
-        if idx is None and self.io_binding:  # the bound buffers: copy in, run, state copied back in place
-            self._obs[:] = obs
+        frame = model_input(obs, self._frames[:rows])  # (rows, 3, 64, 64), into the bound buffer
+        if idx is None and self.io_binding:  # the bound buffers: state copied back in place
             self.session.run_with_iobinding(self._binding)
             self.h[:], self.c[:] = self._outputs["h_next"], self._outputs["c_next"]
             return self._outputs
         if idx is None:
-            feed = {"obs": obs, "prev_action": self.prev_action, "h": self.h, "c": self.c}
+            feed = {"frame": frame, "prev_action": self.prev_action, "h": self.h, "c": self.c}
         else:
-            feed = {"obs": obs, "prev_action": self.prev_action[idx], "h": self.h[idx], "c": self.c[idx]}
+            feed = {"frame": frame, "prev_action": self.prev_action[idx], "h": self.h[idx], "c": self.c[idx]}
         out = dict(zip(self.OUTPUTS, self.session.run(self.OUTPUTS, feed)))
         if idx is None and not self.io_binding:
             self.h, self.c = out["h_next"], out["c_next"]
