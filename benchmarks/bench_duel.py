@@ -25,9 +25,10 @@ Rounds interleave (baseline, engine-exact, engine-fast, baseline, ...) after a w
 round; the table reports median duel steps/s with the spread (min-max), and each engine
 renderer's speed-up as the median of the per-round ratios engine / baseline, all measured
 side by side in this one run. Then one more, untimed-for-the-table run per engine renderer
-says where a duel step's time goes (ms per duel step): the environments, the world-model
-run, the lookahead run, the numba kernels, the wait for the other lane (two lanes: the
-parts before it are this process's lane, car A), and the rest (Python: telemetry, bookkeeping).
+says where a duel step's time goes (ms per duel step): the environments, the world model
+(frame resize + run), the decision after it (controller, lookahead risk, knobs: one numba
+call on the CPU), the wait for the other lane (two lanes: the parts before it are this
+process's lane, car A), and the rest (Python: telemetry, bookkeeping).
 The last line printed is the whole result as JSON.
 """
 
@@ -75,6 +76,10 @@ def engine_stacks(device: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, dic
         stacks["engine_fast_2lanes_int8"] = {"renderer": "fast", "lanes": 2, "precision": "int8"}
     return stacks
 LOOKAHEAD = {"lookahead_horizon": 10, "risk_aversion": 0.5}  # both players' knobs
+# Where a duel step's time goes (this process's lane): the environment step, the world model (frame
+# resize in numba + one onnxruntime run), the decision after it (controller, risk with the 10-step
+# lookahead, knobs: one numba call on the CPU), waiting for the other lane; the rest is Python.
+BREAKDOWN = ("env", "world_model", "decide", "lane_wait")
 MODEL_SIDE = 64  # px: the VAE's input side
 QUICK = {"steps": 5, "repeats": 1}
 
@@ -159,11 +164,11 @@ def timed(duel, steps: int, seed: int) -> float:
 
 
 def breakdown(duel, steps: int, seed: int) -> dict[str, float]:
-    """ms per duel step in each part of `duel.step()`, over `steps` steps (wrapping each part
-    with a timer costs about a microsecond per call, so `total_ms` reads a little high)."""
+    """ms per duel step in each part of `duel.step()` (BREAKDOWN), over `steps` steps (wrapping each
+    part with a timer costs about a microsecond per call, so `total_ms` reads a little high)."""
     import engine.policy.players as players_module
 
-    spent = dict.fromkeys(("env", "world_model", "lookahead", "numba", "lane_wait"), 0.0)
+    spent = dict.fromkeys(BREAKDOWN, 0.0)
 
     def clocked(part: str, fn):
         def call(*args, **kwargs):
@@ -175,24 +180,14 @@ def breakdown(duel, steps: int, seed: int) -> dict[str, float]:
 
         return call
 
-    class ClockedSession:  # onnxruntime's InferenceSession.run is read-only: wrap the session
-        def __init__(self, sess):
-            self.sess, self.run = sess, clocked("lookahead", sess.run)
-
-    kernels = ("policy_actions", "mixture_stats", "spread_risk", "apply_knobs")
-    saved = {name: getattr(players_module, name) for name in kernels}
     lane = duel.lanes.local if duel.lanes is not None else duel  # two lanes: this process's
     vec, players = lane.vec, lane.players
-    vec_step, world_step, lookahead = vec.step, players.world.step, players.lookahead
-    try:
-        for name in kernels:
-            setattr(players_module, name, clocked("numba", saved[name]))
-        vec.step = clocked("env", vec_step)
-        players.world.step = clocked("world_model", world_step)
-        if players.imagination is not None:  # the CPU's numba rollout
-            players.imagination.off_max = clocked("lookahead", players.imagination.off_max)
-        else:
-            players.lookahead = ClockedSession(lookahead)
+    saved = players_module.decide
+    try:  # the decision after the world model: one numba call on the CPU, kernel by kernel elsewhere
+        players_module.decide = clocked("decide", saved)
+        players._decide_steps = clocked("decide", players._decide_steps)
+        vec.step = clocked("env", vec.step)
+        players.world.step = clocked("world_model", players.world.step)
         if duel.lanes is not None:
             duel.lanes.remote.step_wait = clocked("lane_wait", duel.lanes.remote.step_wait)
         duel.reset(seed)
@@ -205,12 +200,8 @@ def breakdown(duel, steps: int, seed: int) -> dict[str, float]:
             duel.step()
         total = time.perf_counter() - start
     finally:
-        for name in kernels:
-            setattr(players_module, name, saved[name])
-        del vec.step, players.world.step
-        players.lookahead = lookahead
-        if players.imagination is not None:
-            del players.imagination.off_max
+        players_module.decide = saved
+        del vec.step, players.world.step, players._decide_steps
         if duel.lanes is not None:
             del duel.lanes.remote.step_wait
     out = {f"{part}_ms": 1e3 * t / steps for part, t in spent.items()}
@@ -303,7 +294,7 @@ def format_table(result: dict) -> str:
         lines.append(f"baseline skipped: {result['baseline_skipped']}")
     parts = result.get("breakdown_ms_per_duel_step", {})
     if parts:
-        cols = ("env", "world_model", "lookahead", "numba", "lane_wait", "python_other", "total")
+        cols = (*BREAKDOWN, "python_other", "total")
         lines.append("where a duel step's time goes, ms: " + " / ".join(cols))
         for name, b in parts.items():
             lines.append(f"{name:<26}" + "".join(f"{b[f'{c}_ms']:>9.3f}" for c in cols))

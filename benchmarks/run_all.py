@@ -130,7 +130,7 @@ def markdown(summary: dict) -> str:
             out.append(f"\nBaseline skipped: {duel['baseline_skipped']}")
         parts = duel.get("breakdown_ms_per_duel_step", {})
         if parts:
-            cols = ("env", "world_model", "lookahead", "numba", "lane_wait", "python_other", "total")
+            cols = ("env", "world_model", "decide", "lane_wait", "python_other", "total")
             out += ["", "Where a duel step's time goes (ms per duel step, one more run per renderer):", ""]
             out += _table(["stack", *cols], [[name, *(f"{b[f'{c}_ms']:.3f}" for c in cols)]
                                              for name, b in parts.items()])  # fmt: skip

@@ -99,7 +99,7 @@ def test_hard_tracks_pool_is_picked_from_tournaments_and_driven(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(pool.read_text())["seeds"] == [2_000_001, 2_000_003, 2_000_002]  # worst first
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert result.returncode != 0 and "pass --force" in result.stderr
+    assert result.returncode == 2 and "pass --force" in result.stderr
     t.write_text(json.dumps({"results": results + [{"seed": 1_000_005, "A_reward": 100.0, "B_reward": 1.0}]}))
     with pytest.raises(ValueError, match="1000005 is a held-out track"):
         hard_tracks([t], "A", 850.0)

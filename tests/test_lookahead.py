@@ -106,3 +106,33 @@ def test_the_cpu_kernel_gives_the_numbers_of_lookahead_onnx():
 def test_the_cpu_kernel_is_what_players_run_on_the_cpu():
     players = make_players([10, 0])
     assert players.imagination is not None and players.lookahead is None
+
+
+def test_one_numba_call_decides_as_the_kernels_one_by_one():
+    """Players.act on the CPU runs `decide` (one numba call); the kernel-by-kernel path (what CUDA
+    runs, with lookahead.onnx there) gives the same actions, risks, gates and brake states, bit
+    for bit, for the whole batch and for subsets of it (training acts for the cars still racing)."""
+    horizons = [10, 0, 3, 25, 1, 10]
+    fused, steps = make_players(horizons), make_players(horizons)
+    steps.fused = False
+    for p in (fused, steps):  # knobs that act on the risk: gas cut, emergency brake, smoothing, gates
+        p.knobs[:, 2] = [0.5, 0.9, 0.0, 1.0, 0.3, 0.7]  # risk_aversion
+        p.knobs[:, 3] = [0.2, 1.0, 0.05, 0.5, 1.0, 0.1]  # emergency_brake_threshold
+        p.knobs[:, 0] = [0.0, 0.3, 0.0, 0.5, 0.0, 0.0]  # alpha_action_smoothing
+        p.knobs[:, 4:] = [0.5, -0.5, 1.0]  # gating biases
+    wet = np.array([0.0, 1.0, 0.0, 1.0, 0.0, 0.0])
+    seen = np.zeros(3)
+    with VecRaceEnv(len(horizons), renderer="fast") as vec:
+        obs, info = vec.reset([1_700_000 + k for k in range(len(horizons))])
+        slip = info["slip"]
+        for t in range(STEPS):
+            idx = None if t % 3 else np.array([0, 3, 4])
+            rows = slice(None) if idx is None else idx
+            for p in (fused, steps):
+                p.act(obs[rows], slip[rows], wet[rows], idx)
+            for name in ("actions", "risk", "regime_weights", "policy", "hold", "z"):
+                assert np.array_equal(getattr(fused, name), getattr(steps, name)), (t, name)
+            seen += [(fused.risk > 0.05).any(), (fused.hold > 0).any(), idx is not None]
+            res = vec.step(fused.actions.copy())
+            obs, slip = res.obs, res.info["slip"]
+    assert seen.all()  # the drive reached risk, the emergency brake and subsets

@@ -147,10 +147,11 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, only_giv
         )  # fmt: skip
 
 
-ZERO_OK = {"seed", "rain_fraction", "off_track_penalty", "off_track_patience", "workers", "track_seed"}  # 0: "none"
+ZERO_OK = {"seed", "rain_fraction", "hard_fraction", "off_track_penalty", "off_track_patience", "workers",
+           "track_seed"}  # 0: "none"
 SEED_MAX = 2**32 - 1  # engine.limits.SEED_MAX (numpy, gymnasium and cma seeds)
 CHOICES = {"renderer": ("exact", "fast", "stock"), "backend": ("local", "ray")}
-AT_MOST = {"rain_fraction": 1.0, "seed": SEED_MAX}
+AT_MOST = {"rain_fraction": 1.0, "hard_fraction": 1.0, "seed": SEED_MAX}
 
 
 def from_args(cls: type, args: argparse.Namespace):

@@ -35,10 +35,13 @@ def hard_tracks(tournaments: list[Path], player: str, below: float) -> dict:
             results = json.loads(Path(path).read_text())["results"]
         except FileNotFoundError:
             raise ValueError(f"{path}: no such file (a tournament's --out holds tournament.json)") from None
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
             raise ValueError(f"{path}: not a tournament.json (no 'results' list)") from None
-        for r in results:
-            seed, reward = int(r["seed"]), float(r[f"{player}_reward"])
+        for k, r in enumerate(results):
+            try:
+                seed, reward = int(r["seed"]), float(r[f"{player}_reward"])
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(f"{path}: result {k} has no seed and {player}_reward") from None
             for lo, hi, what in PROTECTED:
                 if lo <= seed <= hi:
                     raise ValueError(f"{path}: track {seed} is {what} track ({lo}-{hi}): never train on those")
@@ -55,7 +58,7 @@ def load_hard_tracks(path: Path) -> list[int]:
         seeds = json.loads(Path(path).read_text())["seeds"]
     except FileNotFoundError:
         raise ValueError(f"hard_tracks {path}: no such file (write it with `vmc-duel train hard-tracks`)") from None
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
         raise ValueError(f"hard_tracks {path}: not a pool file (JSON with a 'seeds' list)") from None
     if not seeds or not all(isinstance(s, int) for s in seeds):
         raise ValueError(f"hard_tracks {path}: 'seeds' must be a non-empty list of integers")
@@ -72,13 +75,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.force:
-        raise SystemExit(f"{args.out} exists: pass --force to replace it")
-    try:
-        pool = hard_tracks(args.tournaments, args.player, args.below)
-    except ValueError as e:
-        raise SystemExit(str(e)) from None
+        raise ValueError(f"{args.out} exists: pass --force to replace it")
+    pool = hard_tracks(args.tournaments, args.player, args.below)
     if not pool["seeds"]:
-        raise SystemExit(f"no track below {args.below} for player {args.player}: nothing written")
+        raise ValueError(f"no track below {args.below} for player {args.player}: nothing written")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out, json.dumps(pool, indent=1) + "\n")
     worst = ", ".join(f"{s} ({r:.0f})" for s, r in list(zip(pool["seeds"], pool["rewards"]))[:5])

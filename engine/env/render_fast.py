@@ -38,7 +38,6 @@ from engine.env.render_exact import (
     SCORE_FONT_SIZE,
     camera,
     grass_vertices,
-    to_screen,
 )
 
 SUBROWS = 4  # sub-scanlines per output row (vertical supersampling of the world)
@@ -445,6 +444,7 @@ class FastRenderer:
         self._dash = np.zeros(7)
         self._field_color = np.zeros(3)
         self._grass_color = np.zeros(3)
+        self._colors: tuple = (None, None)  # env.bg_color, env.grass_color the two above were made from
         self._car = None
         self._bodies: list = []
         self._hull_local = np.zeros((HULL_POLYS, MAX_VERTS, 2))
@@ -494,17 +494,21 @@ class FastRenderer:
         car = env.car
         if car is not self._car:
             self._load_car(car)
-        zoom, trans, angle = camera(env)
-        # The camera's affine map, read off to_screen (pygame's cos/sin), then the
-        # vertical flip and the scale to output pixels.
-        o, ex, ey = to_screen(_BASIS, zoom, trans, angle)
+        zoom, (tx, ty), angle = camera(env)
+        # The camera's affine map: to_screen of the world origin o and unit vectors ex, ey
+        # (the same float operations as to_screen, on Python floats: a numpy call for
+        # three points cost more than the arithmetic), then the flip and the scale.
+        c, s = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
+        ox, oy = (c * 0.0 - s * 0.0) * zoom + tx, (s * 0.0 + c * 0.0) * zoom + ty
+        exx, exy = (c * 1.0 - s * 0.0) * zoom + tx, (s * 1.0 + c * 0.0) * zoom + ty
+        eyx, eyy = (c * 0.0 - s * 1.0) * zoom + tx, (s * 0.0 + c * 1.0) * zoom + ty
         m = self._m
-        m[0, 0] = (ex[0] - o[0]) * SCALE_X
-        m[0, 1] = (ey[0] - o[0]) * SCALE_X
-        m[0, 2] = o[0] * SCALE_X
-        m[1, 0] = -(ex[1] - o[1]) * SCALE_Y
-        m[1, 1] = -(ey[1] - o[1]) * SCALE_Y
-        m[1, 2] = (WINDOW_H - o[1]) * SCALE_Y
+        m[0, 0] = (exx - ox) * SCALE_X
+        m[0, 1] = (eyx - ox) * SCALE_X
+        m[0, 2] = ox * SCALE_X
+        m[1, 0] = -(exy - oy) * SCALE_Y
+        m[1, 1] = -(eyy - oy) * SCALE_Y
+        m[1, 2] = (WINDOW_H - oy) * SCALE_Y
 
         poses = self._poses
         for i, body in enumerate(self._bodies):
@@ -521,10 +525,12 @@ class FastRenderer:
             dash[1 + w] = wheels[w].omega
         dash[5] = wheels[0].joint.angle
         dash[6] = car.hull.angularVelocity
-        self._field_color[:] = env.bg_color
-        self._grass_color[:] = env.grass_color
-        np.trunc(self._field_color, out=self._field_color)  # stock hands pygame integer colours
-        np.trunc(self._grass_color, out=self._grass_color)
+        if env.bg_color is not self._colors[0] or env.grass_color is not self._colors[1]:  # set at reset
+            self._colors = (env.bg_color, env.grass_color)
+            self._field_color[:] = env.bg_color
+            self._grass_color[:] = env.grass_color
+            np.trunc(self._field_color, out=self._field_color)  # stock hands pygame integer colours
+            np.trunc(self._grass_color, out=self._grass_color)
         text, box, row, col = self._score(env.reward)
 
         out = np.empty((STATE_H, STATE_W, 3), dtype=np.uint8)

@@ -294,6 +294,8 @@ class VecRaceEnv:
 
     def _check_actions(self, actions: np.ndarray) -> np.ndarray:
         actions = np.asarray(actions)
+        if actions.dtype == np.float64 and actions.shape == (self.num_envs, 3) and np.isfinite(actions).all():
+            return actions  # the usual case, in one numpy call
         if actions.dtype.kind not in "fiu" or actions.shape != (self.num_envs, 3):
             raise ValueError(
                 f"step: actions must be numeric of shape ({self.num_envs}, 3), "

@@ -12,15 +12,52 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from engine.policy.controller import load_controller, policy_actions
-from engine.policy.imagine import Imagination
+from engine.policy.imagine import Imagination, imagine
 from engine.policy.knobs import Bounds
 from engine.policy.risk import mixture_stats, spread_risk
 from engine.policy.strategy import HORIZON, REGIMES, apply_knobs
 from engine.world_model.manifest import WEIGHTS_DIR, WeightsError
 from engine.world_model.runtime import WorldModel, make_session
+
+
+@numba.njit(cache=True, nogil=True)
+def decide(rows, z, log_pi, mu, sigma, off_now, slip, wet, W, b, W32, b32, knobs, invariants, h, c, lo, hi,
+           lstm_w, lstm_b, heads_w, heads_b, gaussians, prev, hold, policy, risk, actions, weights,
+           mean):  # fmt: skip
+    """Players.act after the world model, on the CPU, in one call: the same kernels in the same
+    order as the step-by-step path (`Players._decide_steps`), so the same numbers, without some
+    twenty numpy calls around them (a lane's duel step spent ~35 us there).
+
+    rows (n,) int64: the players of this step. z (n, Z), log_pi/mu/sigma (n, Z, K), off_now (n,)
+    float32: the world model's outputs for them; slip, wet (n,). W, b, W32, b32, knobs (P, ...),
+    h, c (P, H) float32 (already stepped), prev (P, 3) last actions, hold (P,) int64: every
+    player's. Writes policy, risk (n,), actions (n, 3), weights (n, 4), mean (n, Z) float32,
+    and hold[rows]."""
+    n = len(rows)
+    Wr, br, kr, hr = W[rows], b[rows], knobs[rows], h[rows]
+    policy_actions(Wr, br, z, hr, policy)
+    spread = np.empty(n)
+    mixture_stats(log_pi, mu, sigma, mean, spread)
+    spread_risk(spread, lo, hi, risk)
+    horizon = np.empty(n, np.int64)
+    for k in range(n):
+        horizon[k] = np.int64(kr[k, HORIZON])
+    ahead = np.flatnonzero(horizon >= 1)
+    if len(ahead):
+        sub = rows[ahead]
+        off_max = np.empty(len(ahead), np.float32)
+        imagine(mean[ahead], policy[ahead].astype(np.float32), h[sub], c[sub], W32[sub], b32[sub], horizon[ahead],
+                lstm_w, lstm_b, heads_w, heads_b, gaussians, off_max)  # fmt: skip
+        for j in range(len(ahead)):
+            k = ahead[j]
+            risk[k] = (1.0 - np.float64(off_now[k])) * np.float64(off_max[j])
+    hr_hold = hold[rows]
+    apply_knobs(policy, prev[rows], risk, slip, wet, kr, invariants, hr_hold, actions, weights)
+    hold[rows] = hr_hold
 
 
 def invariants_array(bounds: Bounds) -> np.ndarray:
@@ -91,6 +128,8 @@ class Players:
         self.regime_weights = np.zeros((n, len(REGIMES)))  # (P, 4)
         self.hold = np.zeros(n, dtype=np.int64)  # emergency-brake state, see engine.policy.strategy
         self.z = np.zeros((n, z), np.float32)  # (P, Z) the VAE's latent of the last frame
+        self._everyone = np.arange(n, dtype=np.int64)
+        self.fused = self.imagination is not None  # decide in one numba call (False: kernel by kernel)
 
     def set_controllers(self, W: np.ndarray, b: np.ndarray) -> None:
         """Replace every player's controller (a new CMA-ES generation)."""
@@ -111,49 +150,53 @@ class Players:
         With `idx` (int array of n players) only those players act: obs, slip and wet
         have n rows, and their rows of `actions` etc. are updated. The returned array is
         `self.actions`, reused by the next call: copy it to keep it."""
-        whole = idx is None
-        sel = slice(None) if whole else np.asarray(idx)
-        out = self.world.step(obs, None if whole else sel)
-        W, b, knobs = (self.W, self.b, self.knobs) if whole else (self.W[sel], self.b[sel], self.knobs[sel])
-        h, c = (self.world.h, self.world.c) if whole else (self.world.h[sel], self.world.c[sel])
-        n = len(obs)
-        policy, risk, hold = np.empty((n, 3)), np.empty(n), self.hold[sel].copy()
-        actions, weights = np.empty((n, 3)), np.empty((n, len(REGIMES)))
-        self.z[sel] = out["z"]
-        policy_actions(W, b, out["z"], h, policy)
-        self._predict_risk(out, None if whole else sel, knobs, h, c, policy, risk)
-        apply_knobs(policy, self.actions[sel], risk, np.asarray(slip, np.float64), np.asarray(wet, np.float64),
-                    knobs, self.invariants, hold, actions, weights)  # fmt: skip
-        self.policy[sel], self.risk[sel], self.hold[sel] = policy, risk, hold
-        self.actions[sel], self.regime_weights[sel] = actions, weights
-        self.world.set_actions(actions, None if whole else sel)
+        rows = self._everyone if idx is None else np.asarray(idx, dtype=np.int64)
+        out = self.world.step(obs, None if idx is None else rows)
+        n = len(rows)
+        policy, risk, actions = np.empty((n, 3)), np.empty(n), np.empty((n, 3))
+        weights, mean = np.empty((n, len(REGIMES))), np.empty((n, self.world.z_size), np.float32)
+        slip, wet = np.asarray(slip, np.float64), np.asarray(wet, np.float64)
+        if self.fused:  # the CPU: one numba call
+            im = self.imagination
+            decide(rows, out["z"], out["mdn_log_pi"], out["mdn_mu"], out["mdn_sigma"], out["off_track_prob"], slip, wet,
+                   self.W, self.b, self.W32, self.b32, self.knobs, self.invariants, self.world.h, self.world.c,
+                   self.spread_lo, self.spread_hi, im.lstm_w, im.lstm_b, im.heads_w, im.heads_b, im.gaussians,
+                   self.actions, self.hold, policy, risk, actions, weights, mean)  # fmt: skip
+        else:
+            self._decide_steps(rows, out, slip, wet, policy, risk, actions, weights, mean)
+        self.z[rows], self.policy[rows], self.risk[rows] = out["z"], policy, risk
+        self.actions[rows], self.regime_weights[rows] = actions, weights
+        self.world.set_actions(actions, None if idx is None else rows)
         return self.actions
 
-    def _predict_risk(self, out: dict[str, np.ndarray], idx: np.ndarray | None, knobs: np.ndarray, h: np.ndarray,
-                      c: np.ndarray, policy: np.ndarray, risk: np.ndarray) -> None:  # fmt: skip
-        """Fill risk (n,) for the n players of this step, players `idx` (None: all) of the batch
-        (see engine.policy.risk)."""
-        n = len(risk)
-        horizon = knobs[:, HORIZON].astype(np.int64)  # (n,)
-        mean, spread = np.empty((n, self.world.z_size), np.float32), np.empty(n)
+    def _decide_steps(self, rows: np.ndarray, out: dict[str, np.ndarray], slip: np.ndarray, wet: np.ndarray,
+                      policy: np.ndarray, risk: np.ndarray, actions: np.ndarray, weights: np.ndarray,
+                      mean: np.ndarray) -> None:  # fmt: skip
+        """`decide`, one kernel at a time, with the lookahead in lookahead.onnx where there is no
+        numba kernel (CUDA): the same kernels in the same order."""
+        W, b, knobs, h = self.W[rows], self.b[rows], self.knobs[rows], self.world.h[rows]
+        policy_actions(W, b, out["z"], h, policy)
+        spread = np.empty(len(rows))
         mixture_stats(out["mdn_log_pi"], out["mdn_mu"], out["mdn_sigma"], mean, spread)
         spread_risk(spread, self.spread_lo, self.spread_hi, risk)
+        horizon = knobs[:, HORIZON].astype(np.int64)  # (n,)
         ahead = np.flatnonzero(horizon >= 1)
-        if not len(ahead):
-            return
-        # The risk of leaving the road: (1 - p_now) x the largest off-track probability over
-        # the next H imagined steps. A car already off the road (p_now ~ 1) is at no risk of
-        # leaving it, so the knobs that read risk never hold it on the grass. Imagined steps
-        # start from the state just reached with the mixture's mean as the next z and the
-        # player's policy as the action (the first is the one it is taking now); only the
-        # players who look ahead are imagined.
-        sub = slice(None) if len(ahead) == n else ahead
-        rows = sub if idx is None else idx[ahead]  # the lookahead players' rows of the batch
-        feed = {"z": mean[sub], "action": policy[sub].astype(np.float32), "h": h[sub], "c": c[sub],
-                "W": self.W32[rows], "b": self.b32[rows], "horizon": horizon[sub]}  # fmt: skip
-        if self.imagination is not None:
-            off_max = self.imagination.off_max(**feed)
-        else:
-            off_max = self.lookahead.run(["off_max"], feed)[0]
-        on_road = 1.0 - out["off_track_prob"][ahead].astype(np.float64)
-        risk[ahead] = on_road * off_max
+        if len(ahead):
+            # The risk of leaving the road: (1 - p_now) x the largest off-track probability over
+            # the next H imagined steps. A car already off the road (p_now ~ 1) is at no risk of
+            # leaving it, so the knobs that read risk never hold it on the grass. Imagined steps
+            # start from the state just reached with the mixture's mean as the next z and the
+            # player's policy as the action (the first is the one it is taking now); only the
+            # players who look ahead are imagined.
+            sub = rows[ahead]
+            feed = {"z": mean[ahead], "action": policy[ahead].astype(np.float32), "h": self.world.h[sub],
+                    "c": self.world.c[sub], "W": self.W32[sub], "b": self.b32[sub],
+                    "horizon": horizon[ahead]}  # fmt: skip
+            if self.imagination is not None:
+                off_max = self.imagination.off_max(**feed)
+            else:
+                off_max = self.lookahead.run(["off_max"], feed)[0]
+            risk[ahead] = (1.0 - out["off_track_prob"][ahead].astype(np.float64)) * off_max
+        hold = self.hold[rows]
+        apply_knobs(policy, self.actions[rows], risk, slip, wet, knobs, self.invariants, hold, actions, weights)
+        self.hold[rows] = hold
