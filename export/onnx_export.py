@@ -205,7 +205,8 @@ def requantise_int8(out: Path, gate_tracks: int = 20, calibration_steps: int = 4
     return manifest["files"][path.name]
 
 
-def rebuild_world_model(out: Path, force: bool = False, gate_tracks: int = 20, calibration_steps: int = 400) -> dict:
+def rebuild_world_model(out: Path, force: bool = False, gate_tracks: int = 20, calibration_steps: int = 400,
+                        gate_renderer: str = "exact") -> dict:  # fmt: skip
     """Export world_model.onnx and world_model.fp16.onnx again in an exported weights directory from
     its vae.pth and mdnrnn.pth (the graph changed, the models did not), check fp32 against torch and
     fp16 against fp32, then quantise int8 again and run its driving gate (`requantise_int8`); every
@@ -234,7 +235,8 @@ def rebuild_world_model(out: Path, force: bool = False, gate_tracks: int = 20, c
     manifest["files"][fp16.name] = {"sha256": sha256(fp16), "opset": OPSET, "precision": "fp16",
                                     "variant_of": "world_model.onnx", **error, **io_spec(fp16)}  # fmt: skip
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
-    return requantise_int8(out, gate_tracks=gate_tracks, calibration_steps=calibration_steps)
+    return requantise_int8(out, gate_tracks=gate_tracks, calibration_steps=calibration_steps,
+                           gate_renderer=gate_renderer)  # fmt: skip
 
 
 def add_lookahead(out: Path, force: bool = False) -> dict:
