@@ -89,7 +89,8 @@ def test_hard_tracks_pool_is_picked_from_tournaments_and_driven(tmp_path):
     from train.controller import track_seed
     from train.hard_tracks import hard_tracks
 
-    results = [{"seed": 2_000_000 + k, "A_reward": r, "B_reward": 900.0} for k, r in enumerate([910, 420, 830, 650])]
+    results = [{"seed": 2_000_004 + k, "A_reward": r, "B_reward": 900.0} for k, r in enumerate([910, 420, 830, 650])]
+    results.append({"seed": 2_000_001, "A_reward": 300.0, "B_reward": 900.0})  # a knob-effects track: left out
     t = tmp_path / "t" / "tournament.json"
     t.parent.mkdir()
     t.write_text(json.dumps({"results": results}))
@@ -97,7 +98,7 @@ def test_hard_tracks_pool_is_picked_from_tournaments_and_driven(tmp_path):
     cmd = [sys.executable, "-m", "vmc_duel.cli", "train", "hard-tracks", str(t), "--below", "850", "--out", str(pool)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads(pool.read_text())["seeds"] == [2_000_001, 2_000_003, 2_000_002]  # worst first
+    assert json.loads(pool.read_text())["seeds"] == [2_000_005, 2_000_007, 2_000_006]  # worst first
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "pass --force" in result.stderr
     t.write_text(json.dumps({"results": results + [{"seed": 1_000_005, "A_reward": 100.0, "B_reward": 1.0}]}))

@@ -20,13 +20,14 @@ from pathlib import Path
 
 from engine.files import write_atomic
 
-PROTECTED = ((900_000, 999_999, "an evaluation"), (1_000_000, 1_000_099, "a held-out"))  # never trained on
+PROTECTED = ((900_000, 999_999, "an evaluation"), (1_000_000, 1_000_099, "a held-out"))  # a screen of these: refused
+KNOB_TRACKS = range(2_000_000, 2_000_004)  # benchmarks/knob_effects.py's tracks: never in a pool
 
 
 def hard_tracks(tournaments: list[Path], player: str, below: float) -> dict:
     """The seeds of `tournaments` (tournament.json files) where `player` scored below `below`,
     worst first. Refuses tracks in the evaluation or held-out ranges (training on them would
-    flatter every figure measured there)."""
+    flatter every figure measured there), and leaves out the knob-effects tracks."""
     if player not in ("A", "B"):
         raise ValueError(f"player must be A or B, got {player!r}")
     found: dict[int, float] = {}
@@ -45,7 +46,7 @@ def hard_tracks(tournaments: list[Path], player: str, below: float) -> dict:
             for lo, hi, what in PROTECTED:
                 if lo <= seed <= hi:
                     raise ValueError(f"{path}: track {seed} is {what} track ({lo}-{hi}): never train on those")
-            if reward < below:
+            if reward < below and seed not in KNOB_TRACKS:
                 found[seed] = reward
     order = sorted(found, key=found.get)
     return {"seeds": order, "rewards": [found[s] for s in order], "player": player, "below": below,
