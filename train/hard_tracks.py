@@ -24,6 +24,19 @@ PROTECTED = ((900_000, 999_999, "an evaluation"), (1_000_000, 1_000_099, "a held
 KNOB_TRACKS = range(2_000_000, 2_000_004)  # benchmarks/knob_effects.py's tracks: never in a pool
 
 
+def _read_list(path: Path, key: str, where: str, missing: str, wrong: str) -> list:
+    """JSON file `path`'s list under `key`; ValueError starting with `where` otherwise."""
+    try:
+        value = json.loads(Path(path).read_text())[key]
+    except FileNotFoundError:
+        raise ValueError(f"{where}: no such file ({missing})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        raise ValueError(f"{where}: {wrong} (JSON with a '{key}' list)") from None
+    if not isinstance(value, list):
+        raise ValueError(f"{where}: {wrong} ('{key}' is not a list)")
+    return value
+
+
 def hard_tracks(tournaments: list[Path], player: str, below: float) -> dict:
     """The seeds of `tournaments` (tournament.json files) where `player` scored below `below`,
     worst first. Refuses tracks in the evaluation or held-out ranges (training on them would
@@ -32,12 +45,8 @@ def hard_tracks(tournaments: list[Path], player: str, below: float) -> dict:
         raise ValueError(f"player must be A or B, got {player!r}")
     found: dict[int, float] = {}
     for path in tournaments:
-        try:
-            results = json.loads(Path(path).read_text())["results"]
-        except FileNotFoundError:
-            raise ValueError(f"{path}: no such file (a tournament's --out holds tournament.json)") from None
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-            raise ValueError(f"{path}: not a tournament.json (no 'results' list)") from None
+        results = _read_list(path, "results", f"{path}", "a tournament's --out holds tournament.json",
+                             "not a tournament.json")  # fmt: skip
         for k, r in enumerate(results):
             try:
                 seed, reward = int(r["seed"]), float(r[f"{player}_reward"])
@@ -55,12 +64,8 @@ def hard_tracks(tournaments: list[Path], player: str, below: float) -> dict:
 
 def load_hard_tracks(path: Path) -> list[int]:
     """The seeds of a pool file written by `vmc-duel train hard-tracks`."""
-    try:
-        seeds = json.loads(Path(path).read_text())["seeds"]
-    except FileNotFoundError:
-        raise ValueError(f"hard_tracks {path}: no such file (write it with `vmc-duel train hard-tracks`)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-        raise ValueError(f"hard_tracks {path}: not a pool file (JSON with a 'seeds' list)") from None
+    seeds = _read_list(path, "seeds", f"hard_tracks {path}", "write it with `vmc-duel train hard-tracks`",
+                       "not a pool file")  # fmt: skip
     if not seeds or not all(isinstance(s, int) for s in seeds):
         raise ValueError(f"hard_tracks {path}: 'seeds' must be a non-empty list of integers")
     return seeds
