@@ -66,8 +66,6 @@ DASH_COLORS = np.array(
 )  # (7, 3)
 DASH_MIN = 1e-4  # indicator values at or below this are not drawn (stock's render_if_min)
 
-_BASIS = np.array([(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)])  # (3, 2) world origin, x and y unit vectors
-
 
 # -- numba kernels -----------------------------------------------------------------------------
 # Scratch images are planar, (3, rows, STATE_W) float32, so that filling a span or
