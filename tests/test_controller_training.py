@@ -102,6 +102,15 @@ def test_hard_tracks_pool_is_picked_from_tournaments_and_driven(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "pass --force" in result.stderr
     t.write_text(json.dumps({"results": results + [{"seed": 1_000_005, "A_reward": 100.0, "B_reward": 1.0}]}))
+    assert json.loads(pool.read_text())["weather"] == "clear"
+    rain = tmp_path / "r" / "tournament.json"
+    rain.parent.mkdir()
+    rain.write_text(json.dumps({"weather": "rain", "results": results}))
+    assert hard_tracks([rain], "A", 850.0)["weather"] == "rain"
+    clear = tmp_path / "c.json"
+    clear.write_text(json.dumps({"weather": "clear", "results": results}))
+    with pytest.raises(ValueError, match="tournaments in clear and rain"):
+        hard_tracks([clear, rain], "A", 850.0)
     with pytest.raises(ValueError, match="1000005 is a held-out track"):
         hard_tracks([t], "A", 850.0)
 
@@ -117,7 +126,11 @@ def test_hard_tracks_pool_is_picked_from_tournaments_and_driven(tmp_path):
     pool.write_text(json.dumps({"seeds": [2_000_001]}))
     other = train_controller(tiny(tmp_path, name="O", track_seed=10_000, rain_fraction=0.0, hard_tracks=str(pool),
                                   hard_fraction=0.5))  # fmt: skip
-    rows = [list(csv.DictReader((run / "log.csv").open()))[0] for run in (plain, same, other)]
+    pool.write_text(json.dumps({"seeds": [10_001], "weather": "rain"}))  # the same track, screened in rain
+    wet = train_controller(tiny(tmp_path, name="W", track_seed=10_000, rain_fraction=0.0, hard_tracks=str(pool),
+                                hard_fraction=0.5))  # fmt: skip
+    rows = [list(csv.DictReader((run / "log.csv").open()))[0] for run in (plain, same, other, wet)]
     assert rows[0]["fitness_mean"] == rows[1]["fitness_mean"] != rows[2]["fitness_mean"]
+    assert rows[3]["fitness_mean"] != rows[1]["fitness_mean"]  # driven in its pool's weather
     with pytest.raises(ValueError, match="hard_fraction needs hard_tracks"):
         train_controller(tiny(tmp_path, name="X", hard_fraction=0.5))

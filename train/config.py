@@ -89,7 +89,8 @@ class TrainControllerConfig:
     renderer: str = "fast"
     """renderer of the training rollouts (fast, exact or stock)"""
     rain_fraction: float = 0.0
-    """share of each candidate's rollouts driven in rain"""
+    """share of each candidate's rollouts driven in rain (of its fresh ones, with hard_tracks: those are driven
+    in the weather they were screened in)"""
     off_track_penalty: float = 0.0
     """fitness = reward - this x seconds with all four wheels off the road"""
     off_track_patience: int = 100

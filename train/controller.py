@@ -308,16 +308,19 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
     if cfg.backend not in ("local", "ray"):
         raise ValueError(f"backend {cfg.backend!r} is not one of local, ray")
     n = cfg.population * cfg.rollouts
-    n_rain = int(round(cfg.rain_fraction * cfg.rollouts))
-    pool = load_hard_tracks(Path(cfg.hard_tracks)) if cfg.hard_tracks else []
+    pool, pool_weather = load_hard_tracks(Path(cfg.hard_tracks)) if cfg.hard_tracks else ([], "clear")
     n_hard = int(round(cfg.hard_fraction * cfg.rollouts)) if pool else 0
-    weathers = ["rain" if r < n_rain else "clear" for _ in range(cfg.population) for r in range(cfg.rollouts)]
+    n_rain = int(round(cfg.rain_fraction * (cfg.rollouts - n_hard)))  # of the fresh tracks
+    # Rollouts 0 .. n_rain-1 fresh tracks in rain, then fresh tracks in clear weather, then the
+    # n_hard pool tracks in the weather they were screened in.
+    weathers = [pool_weather if r >= cfg.rollouts - n_hard else "rain" if r < n_rain else "clear"
+                for _ in range(cfg.population) for r in range(cfg.rollouts)]  # fmt: skip
     wet = np.array([w == "rain" for w in weathers], dtype=np.float64)
     eval_idx = np.flatnonzero(wet == 0)[: cfg.eval_tracks]
     eval_seeds = [EVAL_SEED_START + k for k in range(len(eval_idx))]
     console.print(f"controller {cfg.name}: {cfg.population} candidates x {cfg.rollouts} tracks = {n} cars per "
-                  f"generation ({n_rain} of each candidate's tracks in rain, {n_hard} from a pool of {len(pool)} hard "
-                  f"tracks), {3 * dims + 3} parameters, "
+                  f"generation ({n_rain} of each candidate's fresh tracks in rain, {n_hard} from a pool of {len(pool)} "
+                  f"hard tracks in {pool_weather}), {3 * dims + 3} parameters, "
                   f"{cfg.workers} env workers, renderer {cfg.renderer}")  # fmt: skip
 
     fleet = RayFleet(cfg, weathers, dims, console) if cfg.backend == "ray" else LocalFleet(cfg, weathers, dims)

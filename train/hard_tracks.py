@@ -9,7 +9,9 @@ draw of 16 tracks holds such a track only now and then: CMA-ES then mostly ranks
 by noise. A pool of tracks the current controller is known to crash on (screened from many
 tracks that are neither evaluation nor held-out tracks) gives every generation some.
 
-The pool file is JSON: {"seeds": [...], "player": "A", "below": 850.0, "source": [...], "rewards": [...]}.
+The pool file is JSON: {"seeds": [...], "player": "A", "below": 850.0, "weather": "clear",
+"source": [...], "rewards": [...]}; training drives its tracks in its weather (a rain screen
+makes a rain pool).
 """
 
 from __future__ import annotations
@@ -44,9 +46,11 @@ def hard_tracks(tournaments: list[Path], player: str, below: float) -> dict:
     if player not in ("A", "B"):
         raise ValueError(f"player must be A or B, got {player!r}")
     found: dict[int, float] = {}
+    weathers = set()
     for path in tournaments:
         results = _read_list(path, "results", f"{path}", "a tournament's --out holds tournament.json",
                              "not a tournament.json")  # fmt: skip
+        weathers.add(json.loads(Path(path).read_text()).get("weather", "clear"))
         for k, r in enumerate(results):
             try:
                 seed, reward = int(r["seed"]), float(r[f"{player}_reward"])
@@ -57,18 +61,23 @@ def hard_tracks(tournaments: list[Path], player: str, below: float) -> dict:
                     raise ValueError(f"{path}: track {seed} is {what} track ({lo}-{hi}): never train on those")
             if reward < below and seed not in KNOB_TRACKS:
                 found[seed] = reward
+    if len(weathers) > 1:
+        raise ValueError(f"tournaments in {' and '.join(sorted(weathers))}: a pool holds tracks of one weather")
     order = sorted(found, key=found.get)
     return {"seeds": order, "rewards": [found[s] for s in order], "player": player, "below": below,
-            "source": [str(p) for p in tournaments]}  # fmt: skip
+            "weather": weathers.pop(), "source": [str(p) for p in tournaments]}  # fmt: skip
 
 
-def load_hard_tracks(path: Path) -> list[int]:
-    """The seeds of a pool file written by `vmc-duel train hard-tracks`."""
+def load_hard_tracks(path: Path) -> tuple[list[int], str]:
+    """The seeds of a pool file written by `vmc-duel train hard-tracks`, and their weather."""
     seeds = _read_list(path, "seeds", f"hard_tracks {path}", "write it with `vmc-duel train hard-tracks`",
                        "not a pool file")  # fmt: skip
     if not seeds or not all(isinstance(s, int) for s in seeds):
         raise ValueError(f"hard_tracks {path}: 'seeds' must be a non-empty list of integers")
-    return seeds
+    weather = json.loads(Path(path).read_text()).get("weather", "clear")
+    if weather not in ("clear", "rain"):
+        raise ValueError(f"hard_tracks {path}: weather {weather!r} is not clear or rain")
+    return seeds, weather
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
