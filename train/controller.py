@@ -301,7 +301,11 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
                                                        "verbose": -9})  # fmt: skip
         state = {"generation": 0, "best_eval": None, "best_generation": None, "seconds": 0.0}
         rows = []
-        write_atomic(run / "config.json", json.dumps(asdict(cfg), indent=1, default=str) + "\n")
+        from engine.world_model.manifest import file_sha256
+
+        # The start's sha256 too: --init is often the shipped controller, which a later ship replaces.
+        start = {"init_sha256": file_sha256(Path(cfg.init))} if cfg.init else {}
+        write_atomic(run / "config.json", json.dumps({**asdict(cfg), **start}, indent=1, default=str) + "\n")
         write_atomic(log_path, log_text([]))
 
     # -- every car of the generation at once ---------------------------------------------
@@ -412,7 +416,8 @@ def ship(name: str, run: Path, weights: Path = Path("weights"), force: bool = Fa
         "method": meta.get("method", "CMA-ES"), "style": STYLES.get(name, cfg.get("name")),
         "training": {
             "generations_run": state["generation"], "population": cfg["population"], "rollouts": cfg["rollouts"],
-            "sigma0": cfg["sigma0"], "init": cfg["init"], "renderer": cfg["renderer"],
+            "sigma0": cfg["sigma0"], "init": cfg["init"], "init_sha256": cfg.get("init_sha256", ""),
+            "renderer": cfg["renderer"],
             "rain_fraction": cfg["rain_fraction"], "off_track_penalty": cfg["off_track_penalty"],
             "off_track_patience": cfg["off_track_patience"], "hard_tracks": cfg.get("hard_tracks", ""),
             "hard_fraction": cfg.get("hard_fraction", 0.0), "wall_seconds": state["seconds"],
