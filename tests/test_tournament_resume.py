@@ -16,8 +16,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACKS = 8
+# 300 steps a duel: the 6 tracks after the signal then take a few seconds, time for it to land before the end
+# (at 150 steps a fresh-clone CI run on a loaded machine once saw all three SIGINTs arrive after the last track).
 ARGS = ["tournament", "--tracks", str(TRACKS), "--batch", "1", "--processes", "1", "--workers", "0",
-        "--renderer", "fast", "--device", "cpu", "--precision", "fp32", "--max-steps", "150", "--json"]  # fmt: skip
+        "--renderer", "fast", "--device", "cpu", "--precision", "fp32", "--max-steps", "300", "--json"]  # fmt: skip
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 
 
