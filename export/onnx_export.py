@@ -114,6 +114,29 @@ def parity(module: torch.nn.Module, io, name: str, path: Path, obs: np.ndarray |
     return worst
 
 
+def export_checked(module: torch.nn.Module, io, name: str, path: Path, obs: np.ndarray | None) -> dict:
+    """Export graph `name` to `path`, check it against torch (`parity`; RuntimeError past the tolerance:
+    PARITY_TOLERANCE, 1.0 for the decoder's uint8 levels) and return its manifest entry."""
+    export_graph(module, io, name, path)
+    diff = parity(module, io, name, path, obs)
+    if diff > (1.0 if name == "decoder" else PARITY_TOLERANCE):
+        raise RuntimeError(f"{path}: onnxruntime differs from torch by {diff}")
+    return {"sha256": sha256(path), "opset": OPSET, "precision": "fp32", "parity_max_abs_diff": diff,
+            **io_spec(path)}  # fmt: skip
+
+
+def variant_entry(fp32: Path, precision: str, check: np.ndarray) -> dict:
+    """The manifest entry of world_model.{precision}.onnx beside `fp32`, after its z error on `check`
+    observations passed export.variants.check_error."""
+    from export import variants as var
+
+    path = fp32.parent / f"world_model.{precision}.onnx"
+    error = var.compare(fp32, path, check)
+    var.check_error(path, error)
+    return {"sha256": sha256(path), "opset": OPSET, "precision": precision, "variant_of": fp32.name, **error,
+            **io_spec(path)}  # fmt: skip
+
+
 def io_spec(path: Path) -> dict:
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
@@ -222,18 +245,9 @@ def rebuild_world_model(out: Path, force: bool = False, gate_tracks: int = 20, c
     module, io = graphs(vae, rnn)["world_model"]
     check = var.policy_observations((var.CHECK_SEED,), 64)
     fp32 = out / "world_model.onnx"
-    export_graph(module, io, "world_model", fp32)
-    diff = parity(module, io, "world_model", fp32, check)
-    if diff > PARITY_TOLERANCE:
-        raise RuntimeError(f"{fp32}: onnxruntime differs from torch by {diff}")
-    manifest["files"][fp32.name] = {"sha256": sha256(fp32), "opset": OPSET, "precision": "fp32",
-                                    "parity_max_abs_diff": diff, **io_spec(fp32)}  # fmt: skip
-    fp16 = out / "world_model.fp16.onnx"
-    var.make_fp16(vae, rnn, fp16)
-    error = var.compare(fp32, fp16, check)
-    var.check_error(fp16, error)
-    manifest["files"][fp16.name] = {"sha256": sha256(fp16), "opset": OPSET, "precision": "fp16",
-                                    "variant_of": "world_model.onnx", **error, **io_spec(fp16)}  # fmt: skip
+    manifest["files"][fp32.name] = export_checked(module, io, "world_model", fp32, check)
+    var.make_fp16(vae, rnn, out / "world_model.fp16.onnx")
+    manifest["files"]["world_model.fp16.onnx"] = variant_entry(fp32, "fp16", check)
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
     return requantise_int8(out, gate_tracks=gate_tracks, calibration_steps=calibration_steps,
                            gate_renderer=gate_renderer)  # fmt: skip
@@ -284,13 +298,7 @@ def export_all(
         "mdnrnn.pth": {"sha256": sha256(out / "mdnrnn.pth"), "source": str(rnn_path)},
     }
     for name, (module, io) in graphs(vae, rnn).items():
-        path = out / f"{name}.onnx"
-        export_graph(module, io, name, path)
-        diff = parity(module, io, name, path, obs)
-        if diff > (1.0 if name == "decoder" else PARITY_TOLERANCE):
-            raise RuntimeError(f"{path}: onnxruntime differs from torch by {diff}")
-        files[path.name] = {"sha256": sha256(path), "opset": OPSET, "precision": "fp32",
-                            "parity_max_abs_diff": diff, **io_spec(path)}  # fmt: skip
+        files[f"{name}.onnx"] = export_checked(module, io, name, out / f"{name}.onnx", obs)
     files["lookahead.onnx"] = export_lookahead(rnn, out, obs)
     files["lookahead.npz"] = export_lookahead_weights(rnn, out)
     if variants:
@@ -302,11 +310,7 @@ def export_all(
         var.make_int8(fp32, out / "world_model.int8.onnx", calibration)
         var.make_fp16(vae, rnn, out / "world_model.fp16.onnx")
         for precision in ("int8", "fp16"):
-            path = out / f"world_model.{precision}.onnx"
-            error = var.compare(fp32, path, check)
-            var.check_error(path, error)
-            files[path.name] = {"sha256": sha256(path), "opset": OPSET, "precision": precision,
-                                "variant_of": "world_model.onnx", **error, **io_spec(path)}  # fmt: skip
+            files[f"world_model.{precision}.onnx"] = variant_entry(fp32, precision, check)
         files["world_model.int8.onnx"]["calibration"] = {
             "tracks": list(var.CALIBRATION_SEEDS), "observations": int(len(calibration)),
             "policy": "train.collect.ClumsyDriver",

@@ -52,7 +52,7 @@ from engine.policy.controller import load_controller  # noqa: E402
 from engine.policy.knobs import Knobs, load_bounds  # noqa: E402
 from engine.policy.players import Players, invariants_array  # noqa: E402
 from engine.race.duel import FPS  # noqa: E402
-from engine.world_model.manifest import load_manifest  # noqa: E402
+from engine.world_model.manifest import file_sha256, load_manifest  # noqa: E402
 from train.config import TrainControllerConfig, from_args, from_yaml  # noqa: E402
 from train.hard_tracks import load_hard_tracks  # noqa: E402
 
@@ -301,8 +301,6 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
                                                        "verbose": -9})  # fmt: skip
         state = {"generation": 0, "best_eval": None, "best_generation": None, "seconds": 0.0}
         rows = []
-        from engine.world_model.manifest import file_sha256
-
         # The start's sha256 too: --init is often the shipped controller, which a later ship replaces.
         start = {"init_sha256": file_sha256(Path(cfg.init))} if cfg.init else {}
         write_atomic(run / "config.json", json.dumps({**asdict(cfg), **start}, indent=1, default=str) + "\n")
@@ -394,8 +392,6 @@ STYLES = {  # what each shipped controller is trained for (configs/controller_*.
 def ship(name: str, run: Path, weights: Path = Path("weights"), force: bool = False) -> dict:
     """Copy run/best.npz to weights/controller{name}.npz with its curve and log, and record
     the training in manifest.json. Refuses to replace the shipped file without `force`."""
-    from engine.world_model.manifest import file_sha256
-
     best, target = run / "best.npz", weights / f"controller{name}.npz"
     if not best.exists():
         raise ValueError(f"{best}: no evaluated controller yet (it is written at every evaluation)")
