@@ -7,12 +7,16 @@ Takes the per-track results of a tournament (its JSON), re-races the `--worst` l
 episodes of `--player` (same seed, renderer, fp32 world model, default knobs: the same
 race), and for each writes a PNG: six frames around the moment the race went wrong (the
 start of the longest spell off the road, or, without one, the longest spell without a
-new tile), the speed, steering and off-road trace of the whole episode, and a label:
+new tile), the speed, steering, gas and off-road trace of the whole episode, and a label:
 
 - "spin-out": left the road with the wheel near full lock (|steer| > 0.8) at speed;
 - "too fast into a corner": left the road at more than 60 m/s;
 - "off-road recovery": long on the grass (> 2 s) after leaving the road;
-- "stalled": no new tile for > 3 s while on the road (slow, lost, or stuck).
+- "stalled": no new tile for > 3 s while on the road (slow, lost, or stuck);
+- "slow": none of these, the lap just takes too long (the 1000 steps run out before it
+  closes): the moment shown is the slowest point after the start, and the summary gives the
+  mean speed, how often the gas sits at the invariant's floor and the steering reversals per
+  second (a weaving car scrubs speed).
 
 A summary JSON lists every episode with its numbers. Needs matplotlib (the train extra).
 """
@@ -32,11 +36,12 @@ from engine.race.duel import PLAYERS, Duel  # noqa: E402
 
 FPS = 50  # CarRacing's steps per second
 OFFSETS = (-60, -30, -10, 0, 15, 40)  # frames shown around the moment, in steps
+GAS_FLOOR = 0.06  # gas at or below this is the invariant's minimum throttle (0.05)
 
 
 def race(seed: int, renderer: str, weather: str, player: int) -> dict[str, np.ndarray]:
     """Re-race track `seed` (both cars, as the tournament did) and record `player`'s episode."""
-    rec = {"frames": [], "speed": [], "steer": [], "off": [], "tiles": [], "reward": []}
+    rec = {"frames": [], "speed": [], "steer": [], "gas": [], "off": [], "tiles": [], "reward": []}
     with Duel(renderer=renderer, weather=weather, device="cpu", precision="fp32") as duel:
         duel.reset(seed)
         while not duel.finished:
@@ -47,6 +52,7 @@ def race(seed: int, renderer: str, weather: str, player: int) -> dict[str, np.nd
             rec["frames"].append(duel.frames[player].copy())
             rec["speed"].append(t.speed)
             rec["steer"].append(t.action[0])
+            rec["gas"].append(t.action[1])
             rec["off"].append(t.off_track_steps)
             rec["tiles"].append(t.tiles_visited)
             rec["reward"].append(t.reward)
@@ -87,9 +93,18 @@ def diagnose(rec: dict[str, np.ndarray]) -> dict:
             label += ", then off-road recovery"
         return {"moment": int(t), "label": label, "off_road_s": off_len / FPS, "speed_before": speed,
                 "max_steer_before": steer}  # fmt: skip
-    during = rec["speed"][stall_start : stall_start + max(stall_len, 1)]
-    return {"moment": int(stall_start), "label": "stalled" if stall_len > 3 * FPS else "slow",
-            "stall_s": stall_len / FPS, "speed_during": float(during.mean())}
+    if stall_len > 3 * FPS:
+        during = rec["speed"][stall_start : stall_start + stall_len]
+        return {"moment": int(stall_start), "label": "stalled", "stall_s": stall_len / FPS,
+                "speed_during": float(during.mean())}  # fmt: skip
+    start = min(2 * FPS, len(rec["speed"]) - 1)  # past the standing start
+    moment = start + int(np.argmin(rec["speed"][start:]))
+    steer = rec["steer"]
+    reversals = np.count_nonzero(np.diff(np.sign(steer[np.abs(steer) > 0.05])) != 0)
+    return {"moment": moment, "label": "slow", "speed_mean": float(rec["speed"].mean()),
+            "slowest_speed": float(rec["speed"][moment]), "gas_mean": float(rec["gas"].mean()),
+            "gas_at_floor": float(np.mean(rec["gas"] <= GAS_FLOOR)),
+            "steer_reversals_per_s": reversals / (len(steer) / FPS)}  # fmt: skip
 
 
 def plot(rec: dict[str, np.ndarray], info: dict, title: str, path: Path) -> None:
@@ -110,6 +125,7 @@ def plot(rec: dict[str, np.ndarray], info: dict, title: str, path: Path) -> None
     steps = np.arange(n)
     ax.plot(steps, rec["speed"], label="speed (m/s)", lw=1)
     ax.plot(steps, 50 * rec["steer"], label="steer x 50", lw=0.8, alpha=0.7)
+    ax.plot(steps, 50 * rec["gas"], label="gas x 50", lw=0.8, alpha=0.7)
     ax.fill_between(steps, 0, 100 * rec["off_now"], color="C3", alpha=0.25, label="off the road")
     ax.axvline(t0, color="k", ls="--", lw=0.8)
     ax.set_xlabel("step")

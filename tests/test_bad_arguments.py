@@ -195,6 +195,7 @@ CASES = [
     # train ship-controller, renderer-gap
     ("train ship-controller --name A --run {missing}", 2, "{missing}"),
     ("train ship-controller --name A --run {dir} --weights {file}", 2, "best.npz"),
+    ("train ship-controller --name B --run {dir} --generation 3 6 --weather rain", 2, "gen_0003.npz"),
     ("train renderer-gap --tracks 0", 2, "--tracks"),
     ("train renderer-gap --steps -1", 2, "--steps"),
     ("train renderer-gap --vae {binary}", 2, "{binary}"),

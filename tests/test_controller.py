@@ -50,6 +50,32 @@ def test_controller_files_are_checked(tmp_path):
         load_controller(tmp_path / "none.npz", 32, 256)
 
 
+def test_a_file_with_a_wet_track_set_drives_it_in_rain(tmp_path):
+    dry, wet = np.full((3, 288), 0.1), np.full((3, 288), -0.2)
+    f = tmp_path / "c.npz"
+    np.savez(f, W=dry, b=np.zeros(3), W_rain=wet, b_rain=np.ones(3), name=np.str_("B"), generation=np.int64(46),
+             rain_name=np.str_("B16h"), rain_generation=np.int64(12))  # fmt: skip
+    W, b, meta = load_controller(f, 32, 256)
+    assert (W == dry).all() and (b == 0).all() and (meta["name"], meta["generation"]) == ("B", 46)
+    W, b, meta = load_controller(f, 32, 256, weather="rain")
+    assert (W == wet).all() and (b == 1).all() and (meta["name"], meta["generation"]) == ("B16h", 12)
+    # a file without a wet-track set drives its one set in rain too
+    plain = tmp_path / "p.npz"
+    np.savez(plain, W=dry, b=np.zeros(3))
+    assert (load_controller(plain, 32, 256, weather="rain")[0] == dry).all()
+    # the wet set is checked in clear weather too: a broken file fails whatever the weather
+    half = tmp_path / "h.npz"
+    np.savez(half, W=dry, b=np.zeros(3), W_rain=wet)
+    with pytest.raises(ControllerError, match="h.npz: W_rain and b_rain come together"):
+        load_controller(half, 32, 256)
+    bad = tmp_path / "r.npz"
+    np.savez(bad, W=dry, b=np.zeros(3), W_rain=np.zeros((3, 100)), b_rain=np.zeros(3))
+    with pytest.raises(ControllerError, match=r"r.npz: W_rain \(3, 100\)"):
+        load_controller(bad, 32, 256)
+    with pytest.raises(ValueError, match="weather 'snow'"):
+        load_controller(f, 32, 256, weather="snow")
+
+
 def test_numba_cache_falls_back_to_the_user_cache_when_the_install_is_read_only(tmp_path):
     """An install whose package directory cannot hold __pycache__ (here: a file sits
     where the directory would go) compiles into the user-wide cache instead."""

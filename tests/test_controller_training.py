@@ -54,6 +54,39 @@ def test_cma_es_runs_checkpoints_resumes_and_ships(tmp_path):
     assert W.shape == (3, 288) and meta["placeholder"] is False and np.isfinite(W).all()
     assert (weights / "controllerA_fitness.png").exists()
 
+    # generation 1's snapshot as A's wet-track set: driven in rain, the clear weights untouched
+    with np.load(run / "gen_0001.npz", allow_pickle=False) as f:
+        W1 = f["W"]
+    with pytest.raises(ValueError, match="gen_0007.npz: no snapshot of that generation"):
+        ship("A", run, weights, weather="rain", generations=[7])
+    record = ship("A", run, weights, weather="rain", generations=[1])
+    assert record["rain_training"]["shipped_generation"] == 1 and record["training"]["shipped_generation"] == 2
+    # a wet-track set is evaluated as shipped, in rain, on the rain evaluation tracks
+    rain = record["rain_training"]
+    assert rain["eval_weather"] == "rain" and rain["eval_tracks"] == "900100-900101"
+    manifest = load_manifest(weights)  # the file's new sha256 is recorded
+    z, hidden = manifest["sizes"]["z"], manifest["sizes"]["hidden"]
+    assert (load_controller(weights / "controllerA.npz", z, hidden)[0] == W).all()
+    Wr, _, rain_meta = load_controller(weights / "controllerA.npz", z, hidden, weather="rain")
+    assert (Wr == W1).all() and (rain_meta["name"], rain_meta["generation"]) == ("T", 1)
+    with pytest.raises(ValueError, match="wet-track set already: pass --force"):
+        ship("A", run, weights, weather="rain", generations=[2])
+    # new clear weights keep the wet-track set, in the file and in the manifest
+    record = ship("A", run, weights, force=True, generations=[1])
+    assert record["training"]["shipped_generation"] == 1 and record["rain_training"]["shipped_generation"] == 1
+    assert (load_controller(weights / "controllerA.npz", z, hidden, weather="rain")[0] == W1).all()
+    load_manifest(weights)
+    # several generations: their average, named as such
+    with np.load(run / "gen_0002.npz", allow_pickle=False) as f:
+        W2 = f["W"]
+    record = ship("A", run, weights, weather="rain", generations=[1, 2], force=True)
+    assert record["rain_training"]["averaged_generations"] == "1, 2"
+    record = ship("A", run, weights, generations=[1, 2], force=True)  # an average, evaluated as shipped
+    assert record["training"]["averaged_generations"] == "1, 2" and record["training"]["eval_tracks"] == "900000-900001"
+    assert np.isfinite(record["training"]["eval_mean"]) and "W_rain" in record["shape"]
+    Wr, _, rain_meta = load_controller(weights / "controllerA.npz", z, hidden, weather="rain")
+    assert np.allclose(Wr, (W1 + W2) / 2) and "averaged over generations 1, 2" in rain_meta["method"]
+
 
 def test_controller_command_reads_a_config_and_flags_override(tmp_path):
     config = tmp_path / "c.yaml"

@@ -80,13 +80,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = steps.add_parser(
         "ship-controller",
         help="copy a controller run's best evaluated controller into weights/, with its training record",
-        description="Copy RUN/best.npz to weights/controllerNAME.npz (and its fitness curve and log), and record "
-        "generations, rollouts, wall time, machine and fitness in weights/manifest.json.",
+        description="Copy RUN/best.npz (or RUN/gen_NNNN.npz with --generation) to weights/controllerNAME.npz (and "
+        "its fitness curve and log), and record generations, rollouts, wall time, machine and fitness in "
+        "weights/manifest.json. With --weather rain the weights become the shipped file's wet-track set instead: "
+        "a duel in rain drives with them, one in clear weather with the file's own.",
     )
     p.add_argument("--name", required=True, help="controller name (A or B)")
     p.add_argument("--run", type=Path, help="run directory (default data/checkpoints/controllers/NAME)")
     p.add_argument("--weights", type=Path, default=Path("weights"), help="weights directory (default weights)")
-    p.add_argument("--force", action="store_true", help="replace the shipped controller")
+    p.add_argument("--weather", choices=("clear", "rain"), default="clear",
+                   help="clear (default): the controller's weights; rain: add them to the shipped file as its "
+                   "wet-track set, driven in rain (the rest of the file stays)")  # fmt: skip
+    p.add_argument("--generation", type=int, nargs="+", metavar="N",
+                   help="ship the run's snapshot gen_NNNN.npz (default: best.npz, the best of the run's own "
+                   "evaluations on clear tracks; pick a generation when you chose it otherwise, e.g. on rain "
+                   "evaluation tracks with `vmc-duel tournament --weather rain --seed-start 900100`); several: "
+                   "the average of their weights (the search's mean averaged over those generations)")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="replace the shipped controller (or its wet-track set)")
     p.set_defaults(handler=_handler("train.ship_controller"))
 
     p = steps.add_parser(

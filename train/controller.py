@@ -57,6 +57,7 @@ from train.config import TrainControllerConfig, from_args, from_yaml  # noqa: E4
 from train.hard_tracks import load_hard_tracks  # noqa: E402
 
 EVAL_SEED_START = 900_000  # evaluation tracks: never trained on, below the tournament's held-out seeds
+RAIN_EVAL_SEED_START = 900_100  # evaluation tracks of a wet-track set, driven in rain
 LOG_FIELDS = ["generation", "fitness_mean", "fitness_max", "fitness_min", "reward_mean", "off_track_s_mean",
               "steps_mean", "sigma", "eval_mean", "eval_std", "seconds"]  # fmt: skip
 RESUME_KEYS = ("name", "population", "rollouts", "sigma0", "init", "seed")  # a resumed run must agree on these
@@ -389,44 +390,148 @@ STYLES = {  # what each shipped controller is trained for (configs/controller_*.
 }
 
 
-def ship(name: str, run: Path, weights: Path = Path("weights"), force: bool = False) -> dict:
-    """Copy run/best.npz to weights/controller{name}.npz with its curve and log, and record
-    the training in manifest.json. Refuses to replace the shipped file without `force`."""
-    best, target = run / "best.npz", weights / f"controller{name}.npz"
-    if not best.exists():
-        raise ValueError(f"{best}: no evaluated controller yet (it is written at every evaluation)")
-    if target.exists() and not force:
-        raise ValueError(f"{target} exists: pass --force to replace it")
+# A controller file's wet-track set (`ship --weather rain`; engine.policy.controller drives it in rain).
+RAIN_KEYS = ("W_rain", "b_rain", "rain_name", "rain_generation", "rain_method", "rain_averaged_generations")
+
+
+def evaluate_shipped(path: Path, cfg: dict, weather: str, weights: Path) -> dict:
+    """Drive the controller file `path` in `weather` on the run's number of evaluation tracks
+    (clear: from EVAL_SEED_START, as training does; rain: from RAIN_EVAL_SEED_START), fp32, the
+    run's renderer and time limit: the evaluation of weights no generation evaluated (an average
+    of snapshots, a wet-track set)."""
+    from engine.race.tournament import run_tournament
+
+    start = RAIN_EVAL_SEED_START if weather == "rain" else EVAL_SEED_START
+    tracks = int(cfg.get("eval_tracks", 16))
+    s = run_tournament(tracks=tracks, seed_start=start, renderer=cfg["renderer"], weather=weather,
+                       controllers=(path, path), device="cpu", precision="fp32", workers=0, threads=1,
+                       weights_dir=weights, max_steps=int(cfg.get("max_steps", 1000)))  # fmt: skip
+    rewards = np.array([r["A_reward"] for r in s["results"]])
+    return {"eval_mean": float(rewards.mean()), "eval_std": float(rewards.std()),
+            "eval_tracks": f"{start}-{start + tracks - 1}", "eval_weather": weather}  # fmt: skip
+
+
+def training_record(run: Path, meta: dict) -> dict:
+    """The manifest's record of a shipped set of weights: how its run trained and where it was taken."""
     cfg = json.loads((run / "config.json").read_text())
     state = json.loads((run / "state.json").read_text())
     rows = list(csv.DictReader((run / "log.csv").open()))
-    with np.load(best, allow_pickle=False) as f:
-        meta = {k: f[k].item() for k in f.files if f[k].ndim == 0}
-    shutil.copyfile(best, target)
-    shutil.copyfile(run / "fitness.png", weights / f"controller{name}_fitness.png")
-    shutil.copyfile(run / "log.csv", weights / f"controller{name}_log.csv")
+    record = {
+        "run": str(run), "generations_run": state["generation"], "population": cfg["population"],
+        "rollouts": cfg["rollouts"], "sigma0": cfg["sigma0"], "init": cfg["init"],
+        "init_sha256": cfg.get("init_sha256", ""), "renderer": cfg["renderer"],
+        "rain_fraction": cfg["rain_fraction"], "off_track_penalty": cfg["off_track_penalty"],
+        "off_track_patience": cfg["off_track_patience"], "hard_tracks": cfg.get("hard_tracks", ""),
+        "hard_fraction": cfg.get("hard_fraction", 0.0), "wall_seconds": state["seconds"],
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores ({platform.processor() or platform.system()})",
+        "final_fitness_mean": float(rows[-1]["fitness_mean"]), "final_fitness_max": float(rows[-1]["fitness_max"]),
+        "shipped_generation": int(meta["generation"]),
+    }  # fmt: skip
+    if "averaged_generations" in meta:
+        record["averaged_generations"] = meta["averaged_generations"]
+    if "eval_mean" in meta:  # the run's own evaluation (clear evaluation tracks) of what is shipped
+        tracks = f"{EVAL_SEED_START}-{EVAL_SEED_START + cfg['eval_tracks'] - 1}"
+        record.update(eval_mean=float(meta["eval_mean"]), eval_std=float(meta["eval_std"]),
+                      eval_tracks=str(meta.get("eval_tracks", tracks)),
+                      eval_weather=str(meta.get("eval_weather", "clear")))  # fmt: skip
+    return record
+
+
+def load_snapshots(run: Path, generations: list[int] | None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """W (3, dims), b (3,), metadata of run/best.npz (no generations), of the snapshot gen_NNNN.npz,
+    or the average of several snapshots' W and b (the search's mean averaged over those
+    generations: on noisy fitness it steadies the mean's walk; the metadata names them)."""
+    paths = [run / "best.npz"] if not generations else [run / f"gen_{g:04d}.npz" for g in generations]
+    for path in paths:
+        if not path.exists():
+            snapshots = ", ".join(sorted(p.name for p in run.glob("gen_*.npz"))) or "none"
+            what = ("no evaluated controller yet (it is written at every evaluation)" if not generations
+                    else f"no snapshot of that generation (snapshots: {snapshots})")  # fmt: skip
+            raise ValueError(f"{path}: {what}")
+    Ws, bs = [], []
+    for path in paths:
+        with np.load(path, allow_pickle=False) as f:
+            Ws.append(f["W"])
+            bs.append(f["b"])
+            meta = {k: f[k].item() for k in f.files if f[k].ndim == 0}
+    if len(paths) == 1:
+        return Ws[0], bs[0], meta
+    listed = ", ".join(map(str, generations))
+    meta = {k: v for k, v in meta.items() if k not in ("eval_mean", "eval_std", "eval_tracks", "checkpoint")}
+    meta.update(generation=max(generations), averaged_generations=listed,
+                method=f"{meta.get('method', 'CMA-ES')}, the search's mean averaged over generations {listed}")
+    return np.mean(Ws, axis=0), np.mean(bs, axis=0), meta
+
+
+def ship(name: str, run: Path, weights: Path = Path("weights"), force: bool = False, weather: str = "clear",
+         generations: list[int] | None = None) -> dict:  # fmt: skip
+    """Ship a controller run's weights as weights/controller{name}.npz and record the training in
+    manifest.json: run/best.npz (the best of the run's evaluations) or, with `generations`, the
+    snapshot run/gen_NNNN.npz (several: their average, see `load_snapshots`).
+
+    weather "clear" replaces the file's driving weights (W, b; a wet-track set the file has is
+    kept) and copies the run's curve and log beside it. weather "rain" adds the weights as the
+    file's wet-track set (W_rain, b_rain: what a duel in rain drives with), the rest of the file
+    as shipped. Replacing a shipped set takes `force`."""
+    if weather not in ("clear", "rain"):
+        raise ValueError(f"weather {weather!r} is not one of clear, rain")
+    target = weights / f"controller{name}.npz"
+    W, b, meta = load_snapshots(run, generations)
+    shipped: dict[str, np.ndarray] = {}
+    if target.exists():
+        with np.load(target, allow_pickle=False) as f:
+            shipped = {k: f[k] for k in f.files}
+    if weather == "rain":
+        if not shipped:
+            raise ValueError(f"{target}: no shipped controller to add a wet-track set to "
+                             "(ship its clear weights first)")  # fmt: skip
+        if "W_rain" in shipped and not force:
+            raise ValueError(f"{target} has a wet-track set already: pass --force to replace it")
+        arrays = {k: v for k, v in shipped.items() if k not in RAIN_KEYS}
+        arrays.update(W_rain=W, b_rain=b, rain_name=np.asarray(meta.get("name", run.name)),
+                      rain_generation=np.asarray(meta["generation"]),
+                      rain_method=np.asarray(meta.get("method", "CMA-ES")))  # fmt: skip
+        if "averaged_generations" in meta:
+            arrays["rain_averaged_generations"] = np.asarray(meta["averaged_generations"])
+    else:
+        if shipped and not force:
+            raise ValueError(f"{target} exists: pass --force to replace it")
+        arrays = {"W": W, "b": b, **{k: np.asarray(v) for k, v in meta.items()}}
+        arrays.update({k: v for k, v in shipped.items() if k in RAIN_KEYS})  # its wet-track set stays
+    if weather == "rain" or "averaged_generations" in meta:  # weights no generation evaluated as they ship
+        candidate = run / f"shipping_{weather}.npz"  # the weights alone, as their own file
+        try:
+            with atomic_path(candidate, suffix=".npz") as tmp:
+                np.savez(tmp, W=W, b=b, **{k: np.asarray(v) for k, v in meta.items()})
+            meta.update(evaluate_shipped(candidate, json.loads((run / "config.json").read_text()), weather, weights))
+        finally:
+            candidate.unlink(missing_ok=True)
+        if weather == "clear":
+            arrays.update({k: np.asarray(meta[k]) for k in ("eval_mean", "eval_std", "eval_tracks")})
+    with atomic_path(target, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
+    if weather == "clear":
+        shutil.copyfile(run / "fitness.png", weights / f"controller{name}_fitness.png")
+        shutil.copyfile(run / "log.csv", weights / f"controller{name}_log.csv")
     manifest_path = weights / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["files"][target.name] = {
-        "sha256": file_sha256(target), "placeholder": False,
-        "method": meta.get("method", "CMA-ES"), "style": STYLES.get(name, cfg.get("name")),
-        "training": {
-            "generations_run": state["generation"], "population": cfg["population"], "rollouts": cfg["rollouts"],
-            "sigma0": cfg["sigma0"], "init": cfg["init"], "init_sha256": cfg.get("init_sha256", ""),
-            "renderer": cfg["renderer"],
-            "rain_fraction": cfg["rain_fraction"], "off_track_penalty": cfg["off_track_penalty"],
-            "off_track_patience": cfg["off_track_patience"], "hard_tracks": cfg.get("hard_tracks", ""),
-            "hard_fraction": cfg.get("hard_fraction", 0.0), "wall_seconds": state["seconds"],
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores ({platform.processor() or platform.system()})",
-            "final_fitness_mean": float(rows[-1]["fitness_mean"]), "final_fitness_max": float(rows[-1]["fitness_max"]),
-            "shipped_generation": int(meta["generation"]), "eval_mean": float(meta["eval_mean"]),
-            "eval_std": float(meta["eval_std"]), "eval_tracks": meta["eval_tracks"],
-        },
-    }  # fmt: skip
-    with np.load(target, allow_pickle=False) as f:
-        manifest["files"][target.name]["shape"] = {"W": list(f["W"].shape), "b": list(f["b"].shape)}
-    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
-    return manifest["files"][target.name]
+    entry = manifest["files"].get(target.name, {}) if weather == "rain" else {}
+    entry.update({"sha256": file_sha256(target), "placeholder": False})
+    if weather == "clear":
+        entry.update({"method": meta.get("method", "CMA-ES"), "style": STYLES.get(name, name),
+                      "training": training_record(run, meta)})  # fmt: skip
+        old = manifest["files"].get(target.name, {})
+        if "rain_training" in old and "W_rain" in arrays:
+            entry["rain_training"] = old["rain_training"]
+    else:
+        entry["rain_training"] = training_record(run, meta)
+    entry["shape"] = {"W": list(W.shape) if weather == "clear" else list(arrays["W"].shape),
+                      "b": list(arrays["b"].shape)}  # fmt: skip
+    if "W_rain" in arrays:
+        entry["shape"].update(W_rain=list(arrays["W_rain"].shape), b_rain=list(arrays["b_rain"].shape))
+    manifest["files"][target.name] = entry
+    write_atomic(manifest_path, json.dumps(manifest, indent=1) + "\n")
+    return entry
 
 
 def main(args: argparse.Namespace) -> int:

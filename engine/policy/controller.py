@@ -3,6 +3,9 @@
 Per player p: a = tanh(W_p @ [z_p, h_p] + b_p), mapped as in World Models to
 steer = a0, gas = (a1 + 1) / 2, brake = clip(a2, 0, 1). Each player has its own weights
 (`weights/controllerA.npz`, `controllerB.npz`: W (3, z + hidden), b (3,), plus metadata).
+A file may also hold a second set for a wet track, W_rain and b_rain (trained in rain:
+`vmc-duel train ship-controller --weather rain`); a duel in rain drives with those. The car
+knows the weather (the same wet flag the strategy's rain regime reads), as a driver does.
 
 The numba functions of the engine compile once and are cached (`cache=True`) beside the
 source; when the install is read-only, numba caches them in the user's cache directory
@@ -20,30 +23,49 @@ import numpy as np
 
 ACTIONS = 3  # steer, gas, brake
 SHA_PREFIX = 8  # hex digits of a controller file's sha256 shown beside its name
+WEATHER_SETS = ("clear", "rain")  # the weathers a controller file can hold weights for
 
 
 class ControllerError(ValueError):
     """A controller file is missing, corrupt or of the wrong shape; the message names it."""
 
 
-def load_controller(path: Path, z_size: int, hidden: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(W (3, z+hidden) float64, b (3,) float64, metadata) from an .npz written by training."""
+def load_controller(path: Path, z_size: int, hidden: int,
+                    weather: str = "clear") -> tuple[np.ndarray, np.ndarray, dict]:  # fmt: skip
+    """(W (3, z+hidden) float64, b (3,) float64, metadata) from an .npz written by training.
+
+    weather "rain" takes the file's wet-track set (W_rain, b_rain) when it has one; the
+    metadata then describes that set (its run and generation: `rain_name`, `rain_generation`,
+    `rain_method` in the file), so a screen names the weights that drive."""
     path = Path(path)
+    if weather not in WEATHER_SETS:
+        raise ValueError(f"weather {weather!r} is not one of {', '.join(WEATHER_SETS)}")
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in ("W", "b") if k not in f.files]
             if missing:
                 raise ControllerError(f"{path}: no array {missing[0]!r} (a controller file holds W and b)")
-            W, b = f["W"].astype(np.float64), f["b"].astype(np.float64)
-            meta = {k: f[k].item() for k in f.files if k not in ("W", "b") and f[k].ndim == 0}
+            if ("W_rain" in f.files) != ("b_rain" in f.files):
+                raise ControllerError(f"{path}: W_rain and b_rain come together (the wet-track set), found one")
+            sets = {k: f[k].astype(np.float64) for k in ("W", "b", "W_rain", "b_rain") if k in f.files}
+            meta = {k: f[k].item() for k in f.files if f[k].ndim == 0}
+    except ControllerError:
+        raise
     except FileNotFoundError:
         raise ControllerError(f"{path}: no such controller file") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise ControllerError(f"{path}: unreadable ({str(e)[:120]})") from None
-    if W.shape != (ACTIONS, z_size + hidden) or b.shape != (ACTIONS,):
-        raise ControllerError(f"{path}: W {W.shape} and b {b.shape}, expected ({ACTIONS}, {z_size + hidden}) and (3,)")
-    if not (np.isfinite(W).all() and np.isfinite(b).all()):
-        raise ControllerError(f"{path}: W or b holds NaN or infinity")
+    for w, bias in (("W", "b"), ("W_rain", "b_rain")) if "W_rain" in sets else (("W", "b"),):
+        W, b = sets[w], sets[bias]
+        if W.shape != (ACTIONS, z_size + hidden) or b.shape != (ACTIONS,):
+            raise ControllerError(f"{path}: {w} {W.shape} and {bias} {b.shape}, expected "
+                                  f"({ACTIONS}, {z_size + hidden}) and (3,)")  # fmt: skip
+        if not (np.isfinite(W).all() and np.isfinite(b).all()):
+            raise ControllerError(f"{path}: {w} or {bias} holds NaN or infinity")
+    wet = weather == "rain" and "W_rain" in sets
+    W, b = (sets["W_rain"], sets["b_rain"]) if wet else (sets["W"], sets["b"])
+    if wet:  # describe the set that drives
+        meta.update({k: meta[f"rain_{k}"] for k in ("name", "generation", "method") if f"rain_{k}" in meta})
     return W, b, meta
 
 

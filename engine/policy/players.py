@@ -66,12 +66,14 @@ def invariants_array(bounds: Bounds) -> np.ndarray:
     return np.array([inv["min_throttle"], inv["emergency_brake"], inv["emergency_hold_steps"]], dtype=np.float64)
 
 
-def load_controllers(paths: list[Path], weights_dir: Path = WEIGHTS_DIR) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """Stack controller files: W (P, 3, Z+H) float64, b (P, 3), metadata per file."""
+def load_controllers(paths: list[Path], weights_dir: Path = WEIGHTS_DIR,
+                     weather: str = "clear") -> tuple[np.ndarray, np.ndarray, list[dict]]:  # fmt: skip
+    """Stack controller files: W (P, 3, Z+H) float64, b (P, 3), metadata per file; in rain each
+    file's wet-track set where it has one (`engine.policy.controller.load_controller`)."""
     from engine.world_model.manifest import load_manifest
 
     sizes = load_manifest(weights_dir, verify=False)["sizes"]
-    loaded = [load_controller(p, sizes["z"], sizes["hidden"]) for p in paths]
+    loaded = [load_controller(p, sizes["z"], sizes["hidden"], weather) for p in paths]
     return np.stack([w for w, _, _ in loaded]), np.stack([b for _, b, _ in loaded]), [m for _, _, m in loaded]
 
 

@@ -88,7 +88,8 @@ class Duel:
             controllerB.npz (see `controller_paths`).
         controller_names: what to call them (default: each file's stem); see `controller_info`.
         knobs: the two players' Knobs (A, B) or 2 x duels of them; default all at their defaults.
-        renderer, weather: as for `engine.make_env`, the same for every car.
+        renderer, weather: as for `engine.make_env`, the same for every car; in rain a controller
+            file's wet-track set drives where it has one (`engine.policy.controller`).
         device, precision, weights_dir, threads: as for `engine.world_model.runtime.WorldModel`.
         duels: duels raced together (a tournament batches them).
         workers: environment worker processes (0: in this process).
@@ -130,7 +131,7 @@ class Duel:
         paths = controller_paths(controllers, weights_dir)
         self.controller_paths, self.weights_dir = list(paths), Path(weights_dir)
         self.max_episode_steps = max_episode_steps
-        W, b, self.controller_meta = load_controllers(list(paths), weights_dir)
+        W, b, self.controller_meta = load_controllers(list(paths), weights_dir, weather)
         names = list(controller_names or [None] * len(PLAYERS))
         self.controller_info = [ControllerInfo.from_file(path, meta, name)
                                 for path, meta, name in zip(paths, self.controller_meta, names)]  # fmt: skip
