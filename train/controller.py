@@ -525,8 +525,7 @@ def ship(name: str, run: Path, weights: Path = Path("weights"), force: bool = Fa
             entry["rain_training"] = old["rain_training"]
     else:
         entry["rain_training"] = training_record(run, meta)
-    entry["shape"] = {"W": list(W.shape) if weather == "clear" else list(arrays["W"].shape),
-                      "b": list(arrays["b"].shape)}  # fmt: skip
+    entry["shape"] = {"W": list(arrays["W"].shape), "b": list(arrays["b"].shape)}
     if "W_rain" in arrays:
         entry["shape"].update(W_rain=list(arrays["W_rain"].shape), b_rain=list(arrays["b_rain"].shape))
     manifest["files"][target.name] = entry
