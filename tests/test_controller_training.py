@@ -167,3 +167,41 @@ def test_hard_tracks_pool_is_picked_from_tournaments_and_driven(tmp_path):
     assert rows[3]["fitness_mean"] != rows[1]["fitness_mean"]  # driven in its pool's weather
     with pytest.raises(ValueError, match="hard_fraction needs hard_tracks"):
         train_controller(tiny(tmp_path, name="X", hard_fraction=0.5))
+
+
+def test_gains_subspace_searches_nine_numbers_around_its_base(tmp_path):
+    from train.controller import Search
+
+    sizes = load_manifest(verify=False)["sizes"]
+    W0, b0, _ = load_controller(WEIGHTS_DIR / "controllerA.npz", sizes["z"], sizes["hidden"])
+    search = Search("gains", sizes["z"], W0, b0)
+    W, b = search.to_wb(search.x0)  # the base point is the base controller, bit for bit
+    assert np.array_equal(W, W0) and np.array_equal(b, b0)
+    x = search.x0.copy()
+    x[1], x[5], x[7] = 1.5, 0.5, 0.2  # gas's z gain, brake's h gain, gas's bias shift
+    W, b = search.to_wb(x)
+    z = sizes["z"]
+    assert np.array_equal(W[1, :z], W0[1, :z] * 1.5) and np.array_equal(W[1, z:], W0[1, z:])
+    assert np.array_equal(W[2, z:], W0[2, z:] * 0.5) and np.array_equal(W[0], W0[0])
+    assert b[1] == b0[1] + 0.2 and b[0] == b0[0] and b[2] == b0[2]
+
+    with pytest.raises(ValueError, match="give it --init"):
+        train_controller(tiny(tmp_path, subspace="gains"))
+    with pytest.raises(ValueError, match="subspace 'diagonal' is not one of full, gains"):
+        train_controller(tiny(tmp_path, subspace="diagonal", init=str(WEIGHTS_DIR / "controllerA.npz")))
+
+    # a real run: its controllers are gains of the base, kept in the run, which a resume reads
+    init = tmp_path / "start.npz"
+    shutil.copyfile(WEIGHTS_DIR / "controllerA.npz", init)
+    run = train_controller(tiny(tmp_path, subspace="gains", init=str(init), rain_fraction=0.0))
+    init.unlink()  # the start file is gone: the run still resumes from its own base.npz
+    run = train_controller(tiny(tmp_path, subspace="gains", init=str(init), rain_fraction=0.0, generations=2))
+    W2, b2, meta = load_controller(run / "gen_0002.npz", sizes["z"], sizes["hidden"])
+    gains = np.array([float(v) for v in meta["gains"].split()])
+    assert meta["subspace"] == "gains" and gains.shape == (9,)
+    Wg, bg = search.to_wb(gains)
+    assert np.allclose(W2, Wg, rtol=1e-3, atol=1e-6) and np.allclose(b2, bg, atol=1e-3)  # gains printed to 4 places
+    assert not np.array_equal(W2, W0)
+    with pytest.raises(ValueError, match="other .*subspace"):
+        train_controller(tiny(tmp_path, subspace="full", init=str(WEIGHTS_DIR / "controllerA.npz"), generations=3,
+                              rain_fraction=0.0))  # fmt: skip

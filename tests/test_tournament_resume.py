@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 TRACKS = 8
 ARGS = ["tournament", "--tracks", str(TRACKS), "--batch", "1", "--processes", "1", "--workers", "0",
@@ -84,3 +86,49 @@ def test_sigint_then_other_settings_are_refused_and_force_starts_over(tmp_path):
     assert fresh.returncode == 0, fresh.stderr
     assert json.loads(fresh.stdout.splitlines()[-1])["resumed_tracks"] == 0 and "continued" not in fresh.stderr
     assert per_track(cut) == per_track(tmp_path / "whole")
+
+
+def alive(pid: int) -> bool:
+    """pid runs (a zombie, ended but not yet reaped by whoever adopted it, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            pass
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; the parent-death signal is Linux's")
+def test_sigterm_ends_the_pool_workers_too(tmp_path):
+    # --processes 2: a pool of worker processes, each driving a batch of long duels. A parent killed by a
+    # signal skips the pool's shutdown; without the parent-death signal its workers drove on for minutes.
+    args = [a for a in ARGS if a not in ("--json",)]
+    args[args.index("--processes") + 1], args[args.index("--max-steps") + 1] = "2", "1000"
+    args[args.index("--batch") + 1] = "4"
+    proc = subprocess.Popen([sys.executable, "-m", "vmc_duel", *args, "--out", str(tmp_path / "t")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while len(workers) < 2:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "the pool's workers never started"
+        workers = [c for c in children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+        time.sleep(0.1)
+    time.sleep(3)  # they are racing now
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 20
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [w for w in workers if alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, f"pool workers {left} outlived the tournament's process"

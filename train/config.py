@@ -86,6 +86,10 @@ class TrainControllerConfig:
     """initial CMA-ES step size (World Models: 0.1)"""
     init: str = ""
     """controller .npz whose W, b start the search ("": zeros, as in World Models)"""
+    subspace: str = "full"
+    """what CMA-ES searches: full (every weight and bias) or gains (9 numbers on top of `init`: per action,
+    a gain on its z weights, a gain on its h weights and a shift of its bias; a fine-tune that sees the
+    speed-safety trade-off with far fewer rollouts)"""
     renderer: str = "fast"
     """renderer of the training rollouts (fast, exact or stock)"""
     rain_fraction: float = 0.0

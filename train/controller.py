@@ -60,12 +60,45 @@ EVAL_SEED_START = 900_000  # evaluation tracks: never trained on, below the tour
 RAIN_EVAL_SEED_START = 900_100  # evaluation tracks of a wet-track set, driven in rain
 LOG_FIELDS = ["generation", "fitness_mean", "fitness_max", "fitness_min", "reward_mean", "off_track_s_mean",
               "steps_mean", "sigma", "eval_mean", "eval_std", "seconds"]  # fmt: skip
-RESUME_KEYS = ("name", "population", "rollouts", "sigma0", "init", "seed")  # a resumed run must agree on these
+RESUME_KEYS = ("name", "population", "rollouts", "sigma0", "init", "seed", "subspace")  # a resume must agree
+SUBSPACES = ("full", "gains")
+GAINS = 9  # the gains subspace: per action (steer, gas, brake) a z gain, an h gain, a bias shift
 
 
 def to_wb(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
     """Flat parameters (3 * dims + 3,) -> W (3, dims), b (3,)."""
     return x[: 3 * dims].reshape(3, dims), x[3 * dims :]
+
+
+class Search:
+    """What CMA-ES searches and how a point of it becomes a controller.
+
+    full: x (3 * dims + 3,) is W and b themselves (World Models).
+    gains: x (9,) = [z gains (3), h gains (3), bias shifts (3)] on a base controller W0 (3, dims),
+    b0 (3,): W[i, :z] = W0[i, :z] * x[i], W[i, z:] = W0[i, z:] * x[3 + i], b = b0 + x[6:]. The base
+    (1, 1, 1, 1, 1, 1, 0, 0, 0) is the base controller itself."""
+
+    def __init__(self, kind: str, z: int, W0: np.ndarray, b0: np.ndarray):
+        if kind not in SUBSPACES:
+            raise ValueError(f"subspace {kind!r} is not one of {', '.join(SUBSPACES)}")
+        self.kind, self.z, self.W0, self.b0 = kind, z, W0, b0
+        self.dims = W0.shape[1]
+
+    @property
+    def x0(self) -> np.ndarray:
+        if self.kind == "full":
+            return np.concatenate([self.W0.ravel(), self.b0])
+        return np.array([1.0] * 6 + [0.0] * 3)
+
+    def to_wb(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A point x -> W (3, dims), b (3,)."""
+        if self.kind == "full":
+            return to_wb(np.asarray(x), self.dims)
+        x = np.asarray(x, dtype=np.float64)
+        W = self.W0.copy()
+        W[:, : self.z] *= x[0:3, None]
+        W[:, self.z :] *= x[3:6, None]
+        return W, self.b0 + x[6:9]
 
 
 def track_seed(cfg: TrainControllerConfig, pool: list[int], n_hard: int, g: int, r: int) -> int:
@@ -204,10 +237,16 @@ def plot(rows: list[dict], path: Path, name: str) -> None:
     plt.close(fig)
 
 
-def save_controller(path: Path, x: np.ndarray, dims: int, meta: dict) -> None:
-    W, b = to_wb(x, dims)
+def save_controller(path: Path, W: np.ndarray, b: np.ndarray, meta: dict) -> None:
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, W=W, b=b, **{k: np.asarray(v) for k, v in meta.items()})
+
+
+def gains_meta(search: Search, x: np.ndarray) -> dict:
+    """A gains-subspace controller's metadata: the point it is (readable next to W and b)."""
+    if search.kind == "full":
+        return {}
+    return {"subspace": search.kind, "gains": " ".join(f"{v:.4f}" for v in np.asarray(x))}
 
 
 def log_text(rows: list[dict]) -> str:
@@ -281,24 +320,36 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     sizes = load_manifest()["sizes"]
     dims = sizes["z"] + sizes["hidden"]
-    state_path, log_path = run / "state.json", run / "log.csv"
+    state_path, log_path, base_path = run / "state.json", run / "log.csv", run / "base.npz"
+    if cfg.subspace not in SUBSPACES:
+        raise ValueError(f"subspace {cfg.subspace!r} is not one of {', '.join(SUBSPACES)}")
+    if cfg.subspace != "full" and not cfg.init:
+        raise ValueError(f"subspace {cfg.subspace} searches around a controller: give it --init")
 
     # -- the search: resumed, or started from zeros or `init` -------------------------------
     if state_path.exists():  # the commit point of save_generation
         saved = json.loads((run / "config.json").read_text())
-        clash = [k for k in RESUME_KEYS if str(saved.get(k)) != str(getattr(cfg, k))]
+        defaults = {f.name: f.default for f in fields(TrainControllerConfig)}  # runs from before a key existed
+        clash = [k for k in RESUME_KEYS if str(saved.get(k, defaults[k])) != str(getattr(cfg, k))]
         if clash:
             raise ValueError(f"{run}: resuming a run started with other {', '.join(clash)}; --force starts over")
         es, state, rows = load_generation(run)
         if state["generation"] >= cfg.generations:
             raise ValueError(f"{run} already has {state['generation']} generations: raise --generations to continue")
         console.print(f"resuming {run} after generation {state['generation']}")
+        if cfg.subspace == "full":
+            search = Search("full", sizes["z"], np.zeros((3, dims)), np.zeros(3))
+        else:  # the base as it was when the run started (the init file may have been replaced since)
+            W0, b0, _ = load_controller(base_path, sizes["z"], sizes["hidden"])
+            search = Search(cfg.subspace, sizes["z"], W0, b0)
     else:
-        x0 = np.zeros(3 * dims + 3)
+        W0, b0 = np.zeros((3, dims)), np.zeros(3)
         if cfg.init:
             W0, b0, _ = load_controller(Path(cfg.init), sizes["z"], sizes["hidden"])
-            x0 = np.concatenate([W0.ravel(), b0])
-        es = cma.CMAEvolutionStrategy(x0, cfg.sigma0, {"popsize": cfg.population, "seed": cfg.seed + 1,
+        search = Search(cfg.subspace, sizes["z"], W0, b0)
+        if cfg.subspace != "full":
+            save_controller(base_path, W0, b0, {"init": cfg.init, "init_sha256": file_sha256(Path(cfg.init))})
+        es = cma.CMAEvolutionStrategy(search.x0, cfg.sigma0, {"popsize": cfg.population, "seed": cfg.seed + 1,
                                                        "verbose": -9})  # fmt: skip
         state = {"generation": 0, "best_eval": None, "best_generation": None, "seconds": 0.0}
         rows = []
@@ -323,7 +374,7 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
     eval_seeds = [EVAL_SEED_START + k for k in range(len(eval_idx))]
     console.print(f"controller {cfg.name}: {cfg.population} candidates x {cfg.rollouts} tracks = {n} cars per "
                   f"generation ({n_rain} of each candidate's fresh tracks in rain, {n_hard} from a pool of {len(pool)} "
-                  f"hard tracks in {pool_weather}), {3 * dims + 3} parameters, "
+                  f"hard tracks in {pool_weather}), {len(search.x0)} parameters ({cfg.subspace}), "
                   f"{cfg.workers} env workers, renderer {cfg.renderer}")  # fmt: skip
 
     fleet = RayFleet(cfg, weathers, dims, console) if cfg.backend == "ray" else LocalFleet(cfg, weathers, dims)
@@ -336,8 +387,9 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
             start = time.perf_counter()
             g = state["generation"]
             X = np.array(es.ask())  # (population, params)
-            W = np.stack([to_wb(x, dims)[0] for x in X]).repeat(cfg.rollouts, axis=0)  # (n, 3, dims)
-            b = np.stack([to_wb(x, dims)[1] for x in X]).repeat(cfg.rollouts, axis=0)  # (n, 3)
+            Wb = [search.to_wb(x) for x in X]
+            W = np.stack([w for w, _ in Wb]).repeat(cfg.rollouts, axis=0)  # (n, 3, dims)
+            b = np.stack([b for _, b in Wb]).repeat(cfg.rollouts, axis=0)  # (n, 3)
             seeds = [track_seed(cfg, pool, n_hard, g, r) for _ in range(cfg.population) for r in range(cfg.rollouts)]
             res = fleet.rollout(W, b, seeds, np.arange(n))
             fitness = res["reward"] - cfg.off_track_penalty * res["off_track_seconds"]
@@ -349,25 +401,24 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
                    "sigma": es.sigma, "eval_mean": "", "eval_std": ""}  # fmt: skip
 
             if (g + 1) % cfg.eval_every == 0 or g + 1 == cfg.generations:
-                mean = np.asarray(es.mean)
-                Wm, bm = to_wb(mean, dims)
+                Wm, bm = search.to_wb(es.mean)
                 ev = fleet.rollout(np.broadcast_to(Wm, (n, 3, dims)), np.broadcast_to(bm, (n, 3)), eval_seeds,
                                    eval_idx)["reward"][eval_idx]  # fmt: skip
                 row["eval_mean"], row["eval_std"] = ev.mean(), ev.std()
                 if state["best_eval"] is None or ev.mean() > state["best_eval"]:
                     state["best_eval"], state["best_generation"] = float(ev.mean()), g + 1
-                    save_controller(run / "best.npz", mean, dims, {
+                    save_controller(run / "best.npz", Wm, bm, {
                         "name": cfg.name, "generation": g + 1, "eval_mean": ev.mean(), "eval_std": ev.std(),
                         "eval_tracks": f"{eval_seeds[0]}-{eval_seeds[-1]}", "placeholder": False,
-                        "method": "CMA-ES (train/controller.py)",
+                        "method": "CMA-ES (train/controller.py)", **gains_meta(search, es.mean),
                     })  # fmt: skip
 
             if cfg.snapshot_every and (g + 1) % cfg.snapshot_every == 0:
                 evaluated = {k: row[k] for k in ("eval_mean", "eval_std") if row[k] != ""}
-                save_controller(run / f"gen_{g + 1:04d}.npz", np.asarray(es.mean), dims, {
+                save_controller(run / f"gen_{g + 1:04d}.npz", *search.to_wb(es.mean), {
                     "name": cfg.name, "generation": g + 1, "placeholder": False,
                     "method": "CMA-ES (train/controller.py)", "checkpoint": "the search's mean after this generation",
-                    **evaluated,
+                    **evaluated, **gains_meta(search, es.mean),
                 })  # fmt: skip
 
             row["seconds"] = time.perf_counter() - start
@@ -419,6 +470,7 @@ def training_record(run: Path, meta: dict) -> dict:
     record = {
         "run": str(run), "generations_run": state["generation"], "population": cfg["population"],
         "rollouts": cfg["rollouts"], "sigma0": cfg["sigma0"], "init": cfg["init"],
+        "subspace": cfg.get("subspace", "full"),
         "init_sha256": cfg.get("init_sha256", ""), "renderer": cfg["renderer"],
         "rain_fraction": cfg["rain_fraction"], "off_track_penalty": cfg["off_track_penalty"],
         "off_track_patience": cfg["off_track_patience"], "hard_tracks": cfg.get("hard_tracks", ""),

@@ -12,6 +12,8 @@ import hashlib
 import json
 import math
 import os
+import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -223,7 +225,8 @@ def run_tournament(
 
         size = min(batch, math.ceil(len(todo) / processes))
         chunks = [todo[lo : lo + size] for lo in range(0, len(todo), size)]
-        with ProcessPoolExecutor(processes, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(processes, mp_context=mp.get_context("spawn"), initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:  # fmt: skip
             futures = {pool.submit(race_tracks, chunk, **common, workers=0, threads=1): k
                        for k, chunk in enumerate(chunks)}  # fmt: skip
             for future in as_completed(futures):
@@ -241,6 +244,22 @@ def run_tournament(
     summary["resumed_tracks"] = tracks - len(todo)  # finished in an earlier, interrupted run (from the journal)
     summary["hardware"] = hardware_info()  # races transfer across CPUs only as means (README: Determinism)
     return summary
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent dies
+
+
+def die_with_parent(parent: int) -> None:
+    """A pool worker's initializer: end when the tournament's process does. A parent killed by a
+    signal (SIGTERM, SIGKILL) skips the pool's shutdown, and its workers would drive their batch
+    to the end for no one. Linux only (prctl); elsewhere a worker ends when it next hears from
+    the pool."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before prctl took hold
+        os._exit(1)
 
 
 def summarise(results: list[dict], meta: list[dict], renderer: str, weather: str, wall: float) -> dict[str, Any]:
