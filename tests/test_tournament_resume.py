@@ -113,22 +113,27 @@ def test_sigterm_ends_the_pool_workers_too(tmp_path):
     args = [a for a in ARGS if a not in ("--json",)]
     args[args.index("--processes") + 1], args[args.index("--max-steps") + 1] = "2", "1000"
     args[args.index("--batch") + 1] = "4"
+    log = (tmp_path / "stderr.txt").open("w")  # a file, not a pipe: an orphan holding a pipe would stall the read
     proc = subprocess.Popen([sys.executable, "-m", "vmc_duel", *args, "--out", str(tmp_path / "t")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path)
-    deadline = time.monotonic() + 120
+                            stdout=subprocess.DEVNULL, stderr=log, env=ENV, cwd=tmp_path)
     workers: list[int] = []
-    while len(workers) < 2:
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "the pool's workers never started"
-        workers = [c for c in children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
-        time.sleep(0.1)
-    time.sleep(3)  # they are racing now
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=30)
-    deadline = time.monotonic() + 20
-    while any(alive(w) for w in workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = [w for w in workers if alive(w)]
-    for w in left:
-        os.kill(w, signal.SIGKILL)
-    assert not left, f"pool workers {left} outlived the tournament's process"
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2:
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
+            assert time.monotonic() < deadline, "the pool's workers never started"
+            workers = [c for c in children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+            time.sleep(0.1)
+        time.sleep(3)  # they are racing now
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == -signal.SIGTERM
+        deadline = time.monotonic() + 20
+        while any(alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [w for w in workers if alive(w)], f"pool workers {workers} outlived the tournament's process"
+    finally:
+        proc.kill()
+        for w in workers:
+            if alive(w):
+                os.kill(w, signal.SIGKILL)
+        log.close()
