@@ -24,7 +24,8 @@ def test_race_json_lines_name_a_winner():
     records = json_lines(run("race", "--seed", "1", "--renderer", "fast", "--json"))
     start, *steps, summary = records
     assert start["event"] == "start" and start["seed"] == 1 and start["device"] == "cpu"
-    assert start["controllers"]["A"] in ("PLACEHOLDER", "CMA-ES (train/controller.py)")
+    method = start["controllers"]["A"]  # how A was made: CMA-ES, perhaps its mean averaged over generations
+    assert method == "PLACEHOLDER" or method.startswith("CMA-ES (train/controller.py)")
     assert [r["step"] for r in steps][:3] == [50, 100, 150] and all(r["event"] == "step" for r in steps)
     assert summary["event"] == "result" and summary["finished"] and summary["winner"] in ("A", "B", "draw")
     for p in ("A", "B"):

@@ -99,3 +99,18 @@ def test_numba_cache_falls_back_to_the_user_cache_when_the_install_is_read_only(
     assert result.stdout.split() == ["[[0.0,", "0.5,", "0.0]]", str(site / "engine" / "__init__.py")]
     cached = list((tmp_path / "cache" / "numba").rglob("controller.policy_actions*.nbi"))
     assert cached, f"no numba cache index in the user cache: {sorted((tmp_path / 'cache').rglob('*'))}"
+
+
+def test_an_averaged_controller_is_named_by_the_generations_it_averages(tmp_path):
+    from engine.policy.controller import ControllerInfo
+
+    W, b = np.zeros((3, 288)), np.zeros(3)
+    plain, averaged = tmp_path / "plain.npz", tmp_path / "avg.npz"
+    np.savez(plain, W=W, b=b, name=np.asarray("R"), generation=np.asarray(9))
+    np.savez(averaged, W=W, b=b, name=np.asarray("R"), generation=np.asarray(26),
+             averaged_generations=np.asarray("8, 10, 12, 26"))  # fmt: skip
+    one = ControllerInfo.from_file(plain, load_controller(plain, 32, 256)[2])
+    avg = ControllerInfo.from_file(averaged, load_controller(averaged, 32, 256)[2])
+    assert " · R gen 9 · " in one.short and "run R generation 9," in one.origin and one.averaged is None
+    assert " · R gen 8-26 avg · " in avg.short and "run R generations 8-26 averaged," in avg.origin
+    assert avg.as_dict()["averaged"] == "8, 10, 12, 26"

@@ -120,7 +120,8 @@ def test_the_terminal_app_names_each_controller_and_its_origin(tmp_path):
     titles = asyncio.run(main())
     sha = hashlib.sha256(mine.read_bytes()).hexdigest()[:8]
     with np.load(mine, allow_pickle=False) as f:  # the shipped A's run and generation, kept by changed_a
-        origin = f"{f['name'].item()} gen {f['generation'].item()}"
+        gens = f["averaged_generations"].item().split(", ") if "averaged_generations" in f.files else None
+        origin = f"{f['name'].item()} gen " + (f"{gens[0]}-{gens[-1]} avg" if gens else str(f["generation"].item()))
     assert "gassy_A.npz" in titles[0] and origin in titles[0] and sha in titles[0], titles[0]
     assert "controllerB.npz" in titles[1] and "B gen 46" in titles[1], titles[1]
 

@@ -202,6 +202,11 @@ def test_gains_subspace_searches_nine_numbers_around_its_base(tmp_path):
     Wg, bg = search.to_wb(gains)
     assert np.allclose(W2, Wg, rtol=1e-3, atol=1e-6) and np.allclose(b2, bg, atol=1e-3)  # gains printed to 4 places
     assert not np.array_equal(W2, W0)
+    from train.controller import load_snapshots  # an average of snapshots is a point of the subspace too
+
+    Wa, ba, meta = load_snapshots(run, [1, 2])
+    Wg, bg = search.to_wb(np.array([float(v) for v in meta["gains"].split()]))
+    assert np.allclose(Wa, Wg, rtol=1e-3, atol=1e-6) and np.allclose(ba, bg, atol=1e-3)
     with pytest.raises(ValueError, match="other .*subspace"):
         train_controller(tiny(tmp_path, subspace="full", init=str(WEIGHTS_DIR / "controllerA.npz"), generations=3,
                               rain_fraction=0.0))  # fmt: skip

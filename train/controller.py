@@ -500,16 +500,20 @@ def load_snapshots(run: Path, generations: list[int] | None) -> tuple[np.ndarray
             what = ("no evaluated controller yet (it is written at every evaluation)" if not generations
                     else f"no snapshot of that generation (snapshots: {snapshots})")  # fmt: skip
             raise ValueError(f"{path}: {what}")
-    Ws, bs = [], []
+    Ws, bs, gains = [], [], []
     for path in paths:
         with np.load(path, allow_pickle=False) as f:
             Ws.append(f["W"])
             bs.append(f["b"])
             meta = {k: f[k].item() for k in f.files if f[k].ndim == 0}
+            gains.append(meta.get("gains"))
     if len(paths) == 1:
         return Ws[0], bs[0], meta
     listed = ", ".join(map(str, generations))
-    meta = {k: v for k, v in meta.items() if k not in ("eval_mean", "eval_std", "eval_tracks", "checkpoint")}
+    meta = {k: v for k, v in meta.items() if k not in ("eval_mean", "eval_std", "eval_tracks", "checkpoint", "gains")}
+    if None not in gains:  # W and b are affine in the gains: the average's gains are the gains' average
+        mean = np.mean([[float(v) for v in g.split()] for g in gains], axis=0)
+        meta["gains"] = " ".join(f"{v:.4f}" for v in mean)
     meta.update(generation=max(generations), averaged_generations=listed,
                 method=f"{meta.get('method', 'CMA-ES')}, the search's mean averaged over generations {listed}")
     return np.mean(Ws, axis=0), np.mean(bs, axis=0), meta

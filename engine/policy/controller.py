@@ -65,7 +65,9 @@ def load_controller(path: Path, z_size: int, hidden: int,
     wet = weather == "rain" and "W_rain" in sets
     W, b = (sets["W_rain"], sets["b_rain"]) if wet else (sets["W"], sets["b"])
     if wet:  # describe the set that drives
-        meta.update({k: meta[f"rain_{k}"] for k in ("name", "generation", "method") if f"rain_{k}" in meta})
+        meta.pop("averaged_generations", None)
+        meta.update({k: meta[f"rain_{k}"] for k in ("name", "generation", "method", "averaged_generations")
+                     if f"rain_{k}" in meta})  # fmt: skip
     return W, b, meta
 
 
@@ -90,6 +92,7 @@ class ControllerInfo:
     run: str | None  # the training run (CMA-ES: its run name, e.g. "A16"), when the file says
     generation: int | None  # the CMA-ES generation it comes from, when the file says
     placeholder: bool
+    averaged: str | None = None  # "8, 10, 12": the generations whose weights it averages (`ship --generation`)
 
     @classmethod
     def from_file(cls, path: Path, meta: dict, name: str | None = None) -> ControllerInfo:
@@ -101,7 +104,16 @@ class ControllerInfo:
         return cls(name=name or Path(path).stem, file=display_path(path), sha256=file_sha256(Path(path)),
                    method=str(meta.get("method", "unknown")), run=None if run is None else str(run),
                    generation=None if generation is None else int(generation),
-                   placeholder=bool(meta.get("placeholder", False)))  # fmt: skip
+                   placeholder=bool(meta.get("placeholder", False)),
+                   averaged=str(meta["averaged_generations"]) if "averaged_generations" in meta else None)  # fmt: skip
+
+    @property
+    def generations(self) -> str:
+        """'9', or '8-26' for weights averaged over generations 8 to 26."""
+        if self.averaged:
+            listed = [g.strip() for g in self.averaged.split(",")]
+            return f"{listed[0]}-{listed[-1]}"
+        return str(self.generation)
 
     @property
     def origin(self) -> str:
@@ -110,7 +122,8 @@ class ControllerInfo:
         if self.placeholder:
             parts.append("PLACEHOLDER")
         if self.generation is not None:
-            parts.append(f"{'run ' + self.run + ' ' if self.run else ''}generation {self.generation}")
+            what = f"generations {self.generations} averaged" if self.averaged else f"generation {self.generation}"
+            parts.append(f"{'run ' + self.run + ' ' if self.run else ''}{what}")
         parts.append(f"sha256 {self.sha256[:SHA_PREFIX]}")
         return ", ".join(parts)
 
@@ -124,7 +137,7 @@ class ControllerInfo:
         """'controllerA.npz · A16 gen 9 · sha256 3c28cbd0': the origin in one short line (the terminal app)."""
         parts = [Path(self.file).name] + (["PLACEHOLDER"] if self.placeholder else [])
         if self.generation is not None:
-            parts.append(f"{self.run + ' ' if self.run else ''}gen {self.generation}")
+            parts.append(f"{self.run + ' ' if self.run else ''}gen {self.generations}{' avg' if self.averaged else ''}")
         return " · ".join(parts + [f"sha256 {self.sha256[:SHA_PREFIX]}"])
 
     @property
