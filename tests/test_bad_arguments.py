@@ -181,6 +181,8 @@ CASES = [
     (f"train controller --track-seed {SEED_MAX}", 2, "--track-seed"),
     (f"train controller --seed {HUGE}", 2, "--seed"),
     ("train controller --renderer vulkan", 2, "--renderer"),
+    ("train controller --subspace diagonal --out {dir}/sub_run", 2, "diagonal"),
+    ("train controller --subspace gains --out {dir}/sub_run", 2, "--init"),
     ("train controller --backend slurm", 2, "--backend"),
     ("train controller --name ../escape", 2, "--name"),
     ("train controller --config {missing}", 2, "{missing}"),

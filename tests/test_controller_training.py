@@ -189,6 +189,7 @@ def test_gains_subspace_searches_nine_numbers_around_its_base(tmp_path):
         train_controller(tiny(tmp_path, subspace="gains"))
     with pytest.raises(ValueError, match="subspace 'diagonal' is not one of full, gains"):
         train_controller(tiny(tmp_path, subspace="diagonal", init=str(WEIGHTS_DIR / "controllerA.npz")))
+    assert not (tmp_path / "runs").exists()  # refused before anything was written
 
     # a real run: its controllers are gains of the base, kept in the run, which a resume reads
     init = tmp_path / "start.npz"

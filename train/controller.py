@@ -61,8 +61,7 @@ RAIN_EVAL_SEED_START = 900_100  # evaluation tracks of a wet-track set, driven i
 LOG_FIELDS = ["generation", "fitness_mean", "fitness_max", "fitness_min", "reward_mean", "off_track_s_mean",
               "steps_mean", "sigma", "eval_mean", "eval_std", "seconds"]  # fmt: skip
 RESUME_KEYS = ("name", "population", "rollouts", "sigma0", "init", "seed", "subspace")  # a resume must agree
-SUBSPACES = ("full", "gains")
-GAINS = 9  # the gains subspace: per action (steer, gas, brake) a z gain, an h gain, a bias shift
+SUBSPACES = ("full", "gains")  # what CMA-ES searches: every weight, or 9 gains around a controller (Search)
 
 
 def to_wb(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
@@ -313,6 +312,10 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
             raise ValueError(f"{key} must be in [0, 1], got {getattr(cfg, key)}")
     if cfg.hard_fraction and not cfg.hard_tracks:
         raise ValueError("hard_fraction needs hard_tracks (a pool file from `vmc-duel train hard-tracks`)")
+    if cfg.subspace not in SUBSPACES:
+        raise ValueError(f"subspace {cfg.subspace!r} is not one of {', '.join(SUBSPACES)}")
+    if cfg.subspace != "full" and not cfg.init:
+        raise ValueError(f"subspace {cfg.subspace} searches around a controller: give it --init")
     console = Console()
     run = cfg.out / cfg.name
     if force and run.exists():
@@ -321,10 +324,6 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
     sizes = load_manifest()["sizes"]
     dims = sizes["z"] + sizes["hidden"]
     state_path, log_path, base_path = run / "state.json", run / "log.csv", run / "base.npz"
-    if cfg.subspace not in SUBSPACES:
-        raise ValueError(f"subspace {cfg.subspace!r} is not one of {', '.join(SUBSPACES)}")
-    if cfg.subspace != "full" and not cfg.init:
-        raise ValueError(f"subspace {cfg.subspace} searches around a controller: give it --init")
 
     # -- the search: resumed, or started from zeros or `init` -------------------------------
     if state_path.exists():  # the commit point of save_generation
