@@ -32,11 +32,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.race.duel import PLAYERS, Duel  # noqa: E402
+from engine.policy.knobs import load_bounds  # noqa: E402
+from engine.race.duel import FPS, PLAYERS, Duel  # noqa: E402
 
-FPS = 50  # CarRacing's steps per second
 OFFSETS = (-60, -30, -10, 0, 15, 40)  # frames shown around the moment, in steps
-GAS_FLOOR = 0.06  # gas at or below this is the invariant's minimum throttle (0.05)
+GAS_FLOOR = load_bounds().invariants["min_throttle"] + 0.01  # gas at or below this: the invariant's floor
 
 
 def race(seed: int, renderer: str, weather: str, player: int) -> dict[str, np.ndarray]:
