@@ -187,7 +187,7 @@ def test_gains_subspace_searches_nine_numbers_around_its_base(tmp_path):
 
     with pytest.raises(ValueError, match="give it --init"):
         train_controller(tiny(tmp_path, subspace="gains"))
-    with pytest.raises(ValueError, match="subspace 'diagonal' is not one of full, gains"):
+    with pytest.raises(ValueError, match="subspace .diagonal. is not one of full, gains, speed"):
         train_controller(tiny(tmp_path, subspace="diagonal", init=str(WEIGHTS_DIR / "controllerA.npz")))
     assert not (tmp_path / "runs").exists()  # refused before anything was written
 
@@ -201,7 +201,7 @@ def test_gains_subspace_searches_nine_numbers_around_its_base(tmp_path):
     gains = np.array([float(v) for v in meta["gains"].split()])
     assert meta["subspace"] == "gains" and gains.shape == (9,)
     Wg, bg = search.to_wb(gains)
-    assert np.allclose(W2, Wg, rtol=1e-3, atol=1e-6) and np.allclose(b2, bg, atol=1e-3)  # gains printed to 4 places
+    assert np.allclose(W2, Wg, rtol=1e-3, atol=1e-6) and np.allclose(b2, bg, atol=1e-3)  # gains printed to 6 places
     assert not np.array_equal(W2, W0)
     from train.controller import load_snapshots  # an average of snapshots is a point of the subspace too
 
@@ -211,3 +211,47 @@ def test_gains_subspace_searches_nine_numbers_around_its_base(tmp_path):
     with pytest.raises(ValueError, match="other .*subspace"):
         train_controller(tiny(tmp_path, subspace="full", init=str(WEIGHTS_DIR / "controllerA.npz"), generations=3,
                               rain_fraction=0.0))  # fmt: skip
+
+
+def test_speed_subspace_holds_a_speed_through_a_linear_speed_model(tmp_path):
+    from train.controller import V_BRAKE_REF, V_GAS_REF, Search
+    from train.speed_model import fit_speed_model
+
+    sizes = load_manifest(verify=False)["sizes"]
+    dims = sizes["z"] + sizes["hidden"]
+    W0, b0, _ = load_controller(WEIGHTS_DIR / "controllerA.npz", sizes["z"], sizes["hidden"])
+    w, w0, r2 = fit_speed_model(WEIGHTS_DIR / "controllerA.npz", tracks=1, max_steps=120)
+    assert w.shape == (dims,) and np.isfinite(w0) and 0.5 < r2 <= 1.0  # the latent carries the speed
+    with pytest.raises(ValueError, match="speed model"):
+        Search("speed", sizes["z"], W0, b0)
+    search = Search("speed", sizes["z"], W0, b0, (w, w0))
+    assert search.x0.shape == (11,)
+    W, b = search.to_wb(search.x0)  # k = 0: the base controller, bit for bit
+    assert np.array_equal(W, W0) and np.array_equal(b, b0)
+    x = search.x0.copy()
+    x[9], x[10] = 0.1, 0.3  # k_gas, k_brake
+    W, b = search.to_wb(x)
+    zh = np.random.default_rng(0).normal(size=(5, dims))  # (5, dims)
+    v = zh @ w + w0  # (5,) the model's speed
+    base = zh @ W0.T + b0  # (5, 3)
+    out = zh @ W.T + b
+    assert np.allclose(out[:, 0], base[:, 0])  # steering untouched
+    assert np.allclose(out[:, 1], base[:, 1] + 0.1 * (V_GAS_REF - v))
+    assert np.allclose(out[:, 2], base[:, 2] + 0.3 * (v - V_BRAKE_REF))
+
+    # a real run fits its init's speed model once, keeps it in base.npz, and a resume reads it from there
+    init = tmp_path / "start.npz"
+    shutil.copyfile(WEIGHTS_DIR / "controllerA.npz", init)
+    cfg = dict(subspace="speed", init=str(init), rain_fraction=0.0, speed_tracks=1)
+    run = train_controller(tiny(tmp_path, **cfg))
+    with np.load(run / "base.npz", allow_pickle=False) as f:
+        assert f["speed_w"].shape == (dims,) and np.isfinite(float(f["speed_r2"]))
+    init.unlink()
+    run = train_controller(tiny(tmp_path, **{**cfg, "generations": 2}))
+    W2, b2, meta = load_controller(run / "gen_0002.npz", sizes["z"], sizes["hidden"])
+    gains = np.array([float(v) for v in meta["gains"].split()])
+    assert meta["subspace"] == "speed" and gains.shape == (11,)
+    with np.load(run / "base.npz", allow_pickle=False) as f:
+        fitted = Search("speed", sizes["z"], W0, b0, (f["speed_w"], float(f["speed_w0"])))
+    Wg, bg = fitted.to_wb(gains)
+    assert np.allclose(W2, Wg, rtol=1e-3, atol=1e-4) and np.allclose(b2, bg, atol=1e-3)  # printed to 6 places

@@ -55,13 +55,16 @@ from engine.race.duel import FPS  # noqa: E402
 from engine.world_model.manifest import file_sha256, load_manifest  # noqa: E402
 from train.config import TrainControllerConfig, from_args, from_yaml  # noqa: E402
 from train.hard_tracks import load_hard_tracks  # noqa: E402
+from train.speed_model import fit_speed_model  # noqa: E402
 
 EVAL_SEED_START = 900_000  # evaluation tracks: never trained on, below the tournament's held-out seeds
 RAIN_EVAL_SEED_START = 900_100  # evaluation tracks of a wet-track set, driven in rain
 LOG_FIELDS = ["generation", "fitness_mean", "fitness_max", "fitness_min", "reward_mean", "off_track_s_mean",
               "steps_mean", "sigma", "eval_mean", "eval_std", "seconds"]  # fmt: skip
 RESUME_KEYS = ("name", "population", "rollouts", "sigma0", "init", "seed", "subspace")  # a resume must agree
-SUBSPACES = ("full", "gains")  # what CMA-ES searches: every weight, or 9 gains around a controller (Search)
+SUBSPACES = ("full", "gains", "speed")  # every weight, 9 gains around a controller, or those + 2 speed holds (Search)
+V_GAS_REF = 50.0  # m/s: the speed subspace's gas term is k_gas (V_GAS_REF - speed); the gas bias moves the target
+V_BRAKE_REF = 60.0  # m/s: its brake term is k_brake (speed - V_BRAKE_REF); the brake bias moves the threshold
 
 
 def to_wb(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,19 +78,25 @@ class Search:
     full: x (3 * dims + 3,) is W and b themselves (World Models).
     gains: x (9,) = [z gains (3), h gains (3), bias shifts (3)] on a base controller W0 (3, dims),
     b0 (3,): W[i, :z] = W0[i, :z] * x[i], W[i, z:] = W0[i, z:] * x[3 + i], b = b0 + x[6:]. The base
-    (1, 1, 1, 1, 1, 1, 0, 0, 0) is the base controller itself."""
+    (1, 1, 1, 1, 1, 1, 0, 0, 0) is the base controller itself.
+    speed: x (11,) = the 9 gains, then k_gas, k_brake: with a linear speed model v = w . [z, h] + w0
+    (train/speed_model.py), gas += k_gas (V_GAS_REF - v) and brake += k_brake (v - V_BRAKE_REF), both
+    linear in [z, h], so the result is again a W, b. k = 0 is the gains subspace."""
 
-    def __init__(self, kind: str, z: int, W0: np.ndarray, b0: np.ndarray):
+    def __init__(self, kind: str, z: int, W0: np.ndarray, b0: np.ndarray,
+                 speed: tuple[np.ndarray, float] | None = None):  # fmt: skip
         if kind not in SUBSPACES:
             raise ValueError(f"subspace {kind!r} is not one of {', '.join(SUBSPACES)}")
-        self.kind, self.z, self.W0, self.b0 = kind, z, W0, b0
+        if (kind == "speed") != (speed is not None):
+            raise ValueError("a speed model (w, w0) goes with the speed subspace, and only with it")
+        self.kind, self.z, self.W0, self.b0, self.speed = kind, z, W0, b0, speed
         self.dims = W0.shape[1]
 
     @property
     def x0(self) -> np.ndarray:
         if self.kind == "full":
             return np.concatenate([self.W0.ravel(), self.b0])
-        return np.array([1.0] * 6 + [0.0] * 3)
+        return np.array([1.0] * 6 + [0.0] * (3 if self.kind == "gains" else 5))
 
     def to_wb(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A point x -> W (3, dims), b (3,)."""
@@ -97,7 +106,14 @@ class Search:
         W = self.W0.copy()
         W[:, : self.z] *= x[0:3, None]
         W[:, self.z :] *= x[3:6, None]
-        return W, self.b0 + x[6:9]
+        b = self.b0 + x[6:9]
+        if self.kind == "speed":
+            w, w0 = self.speed
+            W[1] -= x[9] * w  # gas: + k_gas (V_GAS_REF - v)
+            b[1] += x[9] * (V_GAS_REF - w0)
+            W[2] += x[10] * w  # brake: + k_brake (v - V_BRAKE_REF)
+            b[2] += x[10] * (w0 - V_BRAKE_REF)
+        return W, b
 
 
 def track_seed(cfg: TrainControllerConfig, pool: list[int], n_hard: int, g: int, r: int) -> int:
@@ -245,7 +261,7 @@ def gains_meta(search: Search, x: np.ndarray) -> dict:
     """A gains-subspace controller's metadata: the point it is (readable next to W and b)."""
     if search.kind == "full":
         return {}
-    return {"subspace": search.kind, "gains": " ".join(f"{v:.4f}" for v in np.asarray(x))}
+    return {"subspace": search.kind, "gains": " ".join(f"{v:.6f}" for v in np.asarray(x))}
 
 
 def log_text(rows: list[dict]) -> str:
@@ -340,14 +356,25 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
             search = Search("full", sizes["z"], np.zeros((3, dims)), np.zeros(3))
         else:  # the base as it was when the run started (the init file may have been replaced since)
             W0, b0, _ = load_controller(base_path, sizes["z"], sizes["hidden"])
-            search = Search(cfg.subspace, sizes["z"], W0, b0)
+            speed = None
+            if cfg.subspace == "speed":
+                with np.load(base_path, allow_pickle=False) as f:
+                    speed = (f["speed_w"].astype(np.float64), float(f["speed_w0"]))
+            search = Search(cfg.subspace, sizes["z"], W0, b0, speed)
     else:
         W0, b0 = np.zeros((3, dims)), np.zeros(3)
         if cfg.init:
             W0, b0, _ = load_controller(Path(cfg.init), sizes["z"], sizes["hidden"])
-        search = Search(cfg.subspace, sizes["z"], W0, b0)
+        speed, speed_meta = None, {}
+        if cfg.subspace == "speed":  # the init controller's speed model, kept in base.npz for resumes
+            w, w0, r2 = fit_speed_model(Path(cfg.init), cfg.speed_tracks, renderer=cfg.renderer,
+                                        max_steps=cfg.max_steps)  # fmt: skip
+            console.print(f"speed model of {cfg.init}: R^2 {r2:.3f} over {cfg.speed_tracks} tracks")
+            speed, speed_meta = (w, w0), {"speed_w": w, "speed_w0": w0, "speed_r2": r2}
+        search = Search(cfg.subspace, sizes["z"], W0, b0, speed)
         if cfg.subspace != "full":
-            save_controller(base_path, W0, b0, {"init": cfg.init, "init_sha256": file_sha256(Path(cfg.init))})
+            save_controller(base_path, W0, b0, {"init": cfg.init, "init_sha256": file_sha256(Path(cfg.init)),
+                                                **speed_meta})  # fmt: skip
         es = cma.CMAEvolutionStrategy(search.x0, cfg.sigma0, {"popsize": cfg.population, "seed": cfg.seed + 1,
                                                        "verbose": -9})  # fmt: skip
         state = {"generation": 0, "best_eval": None, "best_generation": None, "seconds": 0.0}
@@ -512,7 +539,7 @@ def load_snapshots(run: Path, generations: list[int] | None) -> tuple[np.ndarray
     meta = {k: v for k, v in meta.items() if k not in ("eval_mean", "eval_std", "eval_tracks", "checkpoint", "gains")}
     if None not in gains:  # W and b are affine in the gains: the average's gains are the gains' average
         mean = np.mean([[float(v) for v in g.split()] for g in gains], axis=0)
-        meta["gains"] = " ".join(f"{v:.4f}" for v in mean)
+        meta["gains"] = " ".join(f"{v:.6f}" for v in mean)
     meta.update(generation=max(generations), averaged_generations=listed,
                 method=f"{meta.get('method', 'CMA-ES')}, the search's mean averaged over generations {listed}")
     return np.mean(Ws, axis=0), np.mean(bs, axis=0), meta
