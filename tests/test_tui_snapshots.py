@@ -92,7 +92,15 @@ def screen_after(steps: int) -> str:
             a.runner.step_n(steps)
             a.draw()
             await pilot.pause(0.1)
-            return a.export_screenshot()
+            # Settled: on a loaded machine a refresh can still be pending after 0.1 s, so wait until two
+            # screenshots in a row agree (the race does not move by itself: nothing steps it but step_n).
+            shot = a.export_screenshot()
+            for _ in range(20):
+                await pilot.pause(0.1)
+                shot, previous = a.export_screenshot(), shot
+                if shot == previous:
+                    break
+            return shot
 
     return asyncio.run(main())
 
