@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from engine.progress import point
+
 REASONS = {  # errno -> what to tell the user
     errno.ENOSPC: "no space left on the device",
     errno.EDQUOT: "disk quota exceeded",
@@ -76,6 +78,7 @@ def atomic_path(path: Path | str, suffix: str = "") -> Iterator[Path]:
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)
+        point("write:ready", path=str(path))  # on the disk, not yet in place
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except OSError as e:

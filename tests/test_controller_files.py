@@ -9,10 +9,10 @@ import json
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
+from waiting import settled_screen, wait_for
 
 from engine.policy.controller import ControllerError
 from engine.race.headless import run_race
@@ -114,7 +114,7 @@ def test_the_terminal_app_names_each_controller_and_its_origin(tmp_path):
 
     async def main() -> list[str]:
         async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause(0.1)
+            await settled_screen(pilot)
             return [str(app.query_one(f"#title-{p}", Static).render()) for p in range(2)]
 
     titles = asyncio.run(main())
@@ -138,15 +138,14 @@ def test_serve_reports_which_files_drive(tmp_path):
                                "--device", "cpu", "--renderer", "fast", "--controller-a", str(mine)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while True:
+        def telemetry() -> dict | None:
+            assert server.poll() is None, server.stderr.read()
             try:
-                body = httpx.get(f"http://127.0.0.1:{port}/telemetry?frames=false", timeout=5).json()
-                break
+                return httpx.get(f"http://127.0.0.1:{port}/telemetry?frames=false", timeout=30).json()
             except httpx.TransportError:
-                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read() if server.poll() \
-                    is not None else "serve did not start"  # fmt: skip
-                time.sleep(0.2)
+                return None
+
+        body = wait_for(telemetry, "vmc-duel serve to answer /telemetry", every=0.2)
     finally:
         server.terminate()
         server.wait(timeout=20)

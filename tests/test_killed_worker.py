@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from waiting import DEADLINE_S, alive, pilot_wait_for, stop_env, wait_for, wait_stopped
 
 from engine.env.vector_env import VecRaceEnv, WorkerDied
 from engine.race.duel import Duel
@@ -26,17 +26,6 @@ REPORT_WITHIN = 5.0  # s from the kill to the caller's error (the issue's bound)
 
 def shm_path(vec: VecRaceEnv) -> Path:
     return Path("/dev/shm") / vec._shm.name.lstrip("/")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie (killed, not yet reaped) counts as gone
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_killed_worker_mid_step_is_named_and_its_memory_released():
@@ -73,14 +62,13 @@ def test_killed_worker_during_a_pipelined_duel_ends_run_within_5s():
         shm = shm_path(duel.vec)
         killed = []
 
-        def kill() -> None:
-            time.sleep(0.3)
-            os.kill(pid, signal.SIGKILL)
-            killed.append(time.monotonic())
+        def kill_at_step_5(step: int) -> None:  # mid-race, the pipeline full: the other half is stepping
+            if step == 5:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(time.monotonic())
 
-        threading.Thread(target=kill).start()
         with pytest.raises(WorkerDied, match=r"racing worker 0 \(pid \d+, environments 0-1 of 4\) killed by SIGKILL"):
-            duel.run()
+            duel.run(on_step=kill_at_step_5)
         assert killed and time.monotonic() - killed[0] < REPORT_WITHIN
     assert not shm.exists()
 
@@ -96,10 +84,12 @@ def test_api_reports_a_dead_worker_stays_up_and_resets_onto_fresh_workers():
             assert client.post("/control", json={"action": "start"}).json()["status"] == "running"
             old_pid, old_shm = runner.duel.vec.worker_pid(0), shm_path(runner.duel.vec)
             os.kill(old_pid, signal.SIGKILL)
-            killed = time.monotonic()
-            while (doc := client.get("/telemetry", params={"frames": "false"}).json())["status"] != "error":
-                assert time.monotonic() - killed < REPORT_WITHIN, "the API did not report the dead worker"
-                time.sleep(0.05)
+
+            def reported() -> dict | None:
+                doc = client.get("/telemetry", params={"frames": "false"}).json()
+                return doc if doc["status"] == "error" else None
+
+            doc = wait_for(reported, "the API to report the dead worker", timeout=REPORT_WITHIN)
             assert f"pid {old_pid}" in doc["error"] and "killed by SIGKILL" in doc["error"]
             health = client.get("/health")
             assert health.status_code == 503 and "race" in health.json()["problems"]
@@ -112,10 +102,13 @@ def test_api_reports_a_dead_worker_stays_up_and_resets_onto_fresh_workers():
             assert not old_shm.exists(), "the dead duel's shared memory was not released"
             assert runner.duel.vec.worker_pid(0) != old_pid
             client.post("/control", json={"action": "start"})
-            start = time.monotonic()
-            while (doc := client.get("/telemetry", params={"frames": "false"}).json())["step"] < 10:
-                assert time.monotonic() - start < 20 and doc["status"] == "running", doc.get("error")
-                time.sleep(0.05)
+
+            def ten_steps() -> dict | None:
+                doc = client.get("/telemetry", params={"frames": "false"}).json()
+                assert doc["status"] == "running", doc.get("error")
+                return doc if doc["step"] >= 10 else None
+
+            doc = wait_for(ten_steps, "10 steps on the fresh workers")
             assert doc["error"] is None and doc["players"]["A"]["knobs"]["risk_aversion"] == 0.3
     finally:
         runner.close()
@@ -129,10 +122,10 @@ def test_tui_reports_a_dead_worker_stays_up_and_resets():
 
     async def script(pilot) -> None:
         await pilot.press("space")
-        await wait_for(pilot, lambda: runner.snapshot().step > 3)
+        await app_wait_for(pilot, lambda: runner.snapshot().step > 3)
         pid = runner.duel.vec.worker_pid(0)
         os.kill(pid, signal.SIGKILL)
-        await wait_for(pilot, lambda: any("the race stopped" in str(n.message) for n in app._notifications),
+        await app_wait_for(pilot, lambda: any("the race stopped" in str(n.message) for n in app._notifications),
                        REPORT_WITHIN)  # fmt: skip
         note = next(str(n.message) for n in app._notifications if "the race stopped" in str(n.message))
         assert f"pid {pid}" in note and "press r" in note.lower()
@@ -140,9 +133,9 @@ def test_tui_reports_a_dead_worker_stays_up_and_resets():
         await pilot.press("space")  # does not start a failed race
         assert runner.snapshot().status == "error"
         await pilot.press("r")
-        await wait_for(pilot, lambda: runner.snapshot().status == "ready")
+        await app_wait_for(pilot, lambda: runner.snapshot().status == "ready")
         await pilot.press("space")
-        await wait_for(pilot, lambda: runner.snapshot().step > 3)
+        await app_wait_for(pilot, lambda: runner.snapshot().step > 3)
         assert runner.duel.vec.worker_pid(0) != pid and runner.snapshot().error is None
 
     async def main() -> None:
@@ -152,11 +145,14 @@ def test_tui_reports_a_dead_worker_stays_up_and_resets():
     asyncio.run(main())
 
 
-async def wait_for(pilot, condition, timeout: float = 20.0) -> None:
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < timeout, "timed out"
-        await pilot.pause(0.05)
+async def app_wait_for(pilot, condition, timeout: float = DEADLINE_S) -> None:
+    await pilot_wait_for(pilot, condition, "the app's state to change", timeout=timeout,
+                         seen=lambda: runner_state(pilot.app.runner))  # fmt: skip
+
+
+def runner_state(runner: RaceRunner) -> str:
+    snap = runner.snapshot()
+    return f"status {snap.status}, step {snap.step}, error {snap.error}"
 
 
 def test_cli_tournament_with_a_killed_worker_ends_with_one_line(tmp_path):
@@ -167,19 +163,21 @@ def test_cli_tournament_with_a_killed_worker_ends_with_one_line(tmp_path):
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen([sys.executable, "-m", "vmc_duel", "tournament", "--tracks", "8", "--batch", "8",
                              "--workers", "2", "--processes", "1", "--renderer", "fast", "--device", "cpu",
-                             "--out", str(tmp_path / "t")], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(root)),
+                             "--out", str(tmp_path / "t")], cwd=tmp_path,
+                            env=stop_env("duel:step", 5, dict(os.environ, PYTHONPATH=str(root))),
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 120
-    workers: list[int] = []
-    while len(workers) < 2:  # the tournament's own env workers: its grandchildren... or children
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else ""
-        workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-                   if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text() and "pipe_handle" in
-                   Path(f"/proc/{p}/cmdline").read_text()]  # fmt: skip
-        time.sleep(0.2)
-    time.sleep(3)  # racing by now
+    wait_stopped(proc, "step 5 of its duels")  # racing, the main process held there
+
+    def env_workers() -> list[int]:  # the tournament's own env workers
+        return [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+                if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text() and "pipe_handle" in
+                Path(f"/proc/{p}/cmdline").read_text()]  # fmt: skip
+
+    workers = env_workers()
+    assert len(workers) == 2, workers
     os.kill(workers[0], signal.SIGKILL)
-    _, err = proc.communicate(timeout=60)
+    proc.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=300)
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == 1, err
     assert "Traceback" not in err

@@ -81,7 +81,7 @@ def test_a_lane_worker_that_dies_is_reported():
         duel.reset(2_200_000)
         duel.step()
         os.kill(duel.lanes.remote._proc.pid, signal.SIGKILL)
-        duel.lanes.remote._proc.join(timeout=5)
+        duel.lanes.remote._proc.join(timeout=60)
         died = r"lane worker \(pid \d+, cars 1\) was killed by SIGKILL while (taking a command|stepping)"
         with pytest.raises(WorkerDied, match=died):
             duel.step()

@@ -1,7 +1,8 @@
 """An interrupted tournament (SIGKILL or SIGINT) continues where it stopped and ends with the same results.
 
-The real CLI in subprocesses, killed for real once its journal holds a finished batch; short duels (--max-steps)
-and in-process environments keep it quick.
+The real CLI in subprocesses, killed for real once its journal holds two finished tracks: the program holds itself
+at that progress point (VMC_DUEL_STOP_AT), so the signal lands at the same point of the work on any machine; short
+duels (--max-steps) and in-process environments keep it quick.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from waiting import alive, stop_env, wait_for, wait_stopped
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACKS = 8
+JOURNALLED = 2  # tracks journalled when the signal goes
 ARGS = ["tournament", "--tracks", str(TRACKS), "--batch", "1", "--processes", "1", "--workers", "0",
         "--renderer", "fast", "--device", "cpu", "--precision", "fp32", "--max-steps", "150", "--json"]  # fmt: skip
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -29,24 +31,22 @@ def run(out: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 def interrupt(out: Path, sig: int) -> tuple[int, str, int]:
-    """Start the tournament, send `sig` once at least 2 tracks are journalled; (exit status, stderr, tracks
-    journalled when the signal went)."""
+    """Start the tournament, hold it once JOURNALLED tracks are journalled (its progress point), send `sig`
+    there (SIGINT is delivered when it goes on); (exit status, stderr, tracks journalled when the signal went)."""
     # SIGINT as a terminal gives it: a suite started in the background (`make test &` from a script) runs with
     # SIGINT ignored, which its children inherit, and then the tournament never sees the signal.
+    env = stop_env("tournament:tracks", JOURNALLED, ENV)
     proc = subprocess.Popen([sys.executable, "-m", "vmc_duel", *ARGS, "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ENV, cwd=out.parent,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=out.parent,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
-    journal = out / "tournament.journal.jsonl"
-    deadline = time.monotonic() + 120
-    while True:
-        assert proc.poll() is None, f"finished before it could be interrupted:\n{proc.stderr.read()}"
-        assert time.monotonic() < deadline
-        lines = journal.read_text().count("\n") if journal.exists() else 0
-        if lines >= 3:  # the settings line and two finished tracks
-            break
-        time.sleep(0.02)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
+    try:
+        wait_stopped(proc, f"its {JOURNALLED}th journalled track")
+        lines = (out / "tournament.journal.jsonl").read_text().count("\n")  # the settings line, then tracks
+        proc.send_signal(sig)
+        proc.send_signal(signal.SIGCONT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
     return proc.returncode, err, lines - 1
 
 
@@ -59,11 +59,12 @@ def test_sigkill_then_the_same_command_continues_to_the_same_results(tmp_path):
     assert reference.returncode == 0, reference.stderr
     cut = tmp_path / "cut"
     status, _, journalled = interrupt(cut, signal.SIGKILL)
+    assert journalled == JOURNALLED
     assert status == -signal.SIGKILL and not (cut / "tournament.json").exists()
     again = run(cut)
     assert again.returncode == 0, again.stderr
     resumed = json.loads(again.stdout.splitlines()[-1])["resumed_tracks"]
-    assert journalled <= resumed < TRACKS, "the rerun did not continue from the journal"
+    assert resumed == JOURNALLED, "the rerun did not continue from the journal"
     assert f"continued an interrupted tournament: {resumed} of {TRACKS} tracks" in again.stderr
     assert per_track(cut) == per_track(tmp_path / "whole")
     assert not (cut / "tournament.journal.jsonl").exists(), "the journal outlived the saved results"
@@ -72,11 +73,9 @@ def test_sigkill_then_the_same_command_continues_to_the_same_results(tmp_path):
 def test_sigint_then_other_settings_are_refused_and_force_starts_over(tmp_path):
     reference = run(tmp_path / "whole")
     assert reference.returncode == 0, reference.stderr
-    for attempt in range(3):  # a SIGINT that lands while the last batch is being written can let the run end (0)
-        cut = tmp_path / f"cut{attempt}"
-        status, err, _ = interrupt(cut, signal.SIGINT)
-        if status != 0:
-            break
+    cut = tmp_path / "cut"
+    status, err, journalled = interrupt(cut, signal.SIGINT)
+    assert journalled == JOURNALLED
     assert status == 130 and "interrupted" in err and "Traceback" not in err
     other = subprocess.run([sys.executable, "-m", "vmc_duel", *ARGS, "--out", str(cut), "--max-steps", "100"],
                            capture_output=True, text=True, timeout=300, env=ENV, cwd=tmp_path)  # fmt: skip
@@ -88,14 +87,6 @@ def test_sigint_then_other_settings_are_refused_and_force_starts_over(tmp_path):
     assert per_track(cut) == per_track(tmp_path / "whole")
 
 
-def alive(pid: int) -> bool:
-    """pid runs (a zombie, ended but not yet reaped by whoever adopted it, does not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
 def children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
@@ -104,6 +95,13 @@ def children(pid: int) -> list[int]:
         except FileNotFoundError:
             pass
     return found
+
+
+def loaded_onnxruntime(pid: int) -> bool:
+    try:
+        return "onnxruntime" in Path(f"/proc/{pid}/maps").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; the parent-death signal is Linux's")
@@ -117,20 +115,18 @@ def test_sigterm_ends_the_pool_workers_too(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "vmc_duel", *args, "--out", str(tmp_path / "t")],
                             stdout=subprocess.DEVNULL, stderr=log, env=ENV, cwd=tmp_path)
     workers: list[int] = []
+
+    def racing() -> list[int]:  # both pool workers have loaded the world model: they are in their batch
+        assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
+        found = [c for c in children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+        return found if len(found) == 2 and all(loaded_onnxruntime(c) for c in found) else []
+
     try:
-        deadline = time.monotonic() + 120
-        while len(workers) < 2:
-            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
-            assert time.monotonic() < deadline, "the pool's workers never started"
-            workers = [c for c in children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
-            time.sleep(0.1)
-        time.sleep(3)  # they are racing now
+        workers = wait_for(racing, "two pool workers racing (onnxruntime loaded)", seen=lambda: children(proc.pid))
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == -signal.SIGTERM
-        deadline = time.monotonic() + 20
-        while any(alive(w) for w in workers) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not [w for w in workers if alive(w)], f"pool workers {workers} outlived the tournament's process"
+        assert proc.wait(timeout=60) == -signal.SIGTERM
+        wait_for(lambda: not any(alive(w) for w in workers), "the pool workers to end with the tournament",
+                 seen=lambda: [w for w in workers if alive(w)], timeout=60)  # fmt: skip
     finally:
         proc.kill()
         for w in workers:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_tui import drive as drive_app
+from waiting import pilot_wait_for, settled_screen
 
 from engine.race.duel import FPS, Duel
 from engine.race.race_log import RaceLog
@@ -86,7 +87,7 @@ def test_map_at_80x24_shows_both_cars_the_gap_and_hides_with_m():
     async def script(pilot):
         a.runner.step_n(200)
         a.draw()
-        await pilot.pause(0.1)
+        await settled_screen(pilot)
         view, info = a.query_one("#map", TrackMapView), a.query_one("#map-info", MapInfo)
         assert view.region.right <= 80 and view.region.bottom <= 23 and view.size.width >= 20  # fits 80x24
         snap = a.runner.snapshot()
@@ -100,14 +101,14 @@ def test_map_at_80x24_shows_both_cars_the_gap_and_hides_with_m():
         knob = a.query_one(KnobRow)
         narrow = knob.size.width
         await pilot.press("m")
-        await pilot.pause(0.1)
+        await settled_screen(pilot)
         assert not a.query_one("#map-pane").display and knob.size.width > narrow  # the knobs take the room
         await pilot.press("m")
-        await pilot.pause(0.1)
+        await settled_screen(pilot)
         assert a.query_one("#map-pane").display
         a.runner.step_n(50)  # live: the dots move with the race
         a.draw()
-        await pilot.pause(0.1)
+        await settled_screen(pilot)
         assert a.runner.snapshot().progress.min() > snap.progress.min()
         assert str(info.render()) != text
 
@@ -121,10 +122,11 @@ def test_replay_key_writes_a_record_that_replays(tmp_path):
         a.runner.step_n(30)
         a.runner.set_knob(0, "risk_aversion", 0.4)
         a.runner.step_n(30)
+        records = lambda: sorted((tmp_path / "replays").glob("duel-7-step60-*.json"))  # noqa: E731
         await pilot.press("w")
-        await pilot.pause(0.1)
+        await pilot_wait_for(pilot, lambda: len(records()) == 1, "the first record written", seen=records)
         await pilot.press("w")  # a second one never replaces the first
-        await pilot.pause(0.1)
+        await pilot_wait_for(pilot, lambda: len(records()) == 2, "the second record written", seen=records)
 
     drive_app(a, script, size=(80, 24))
     files = sorted((tmp_path / "replays").glob("duel-7-step60-*.json"))
@@ -146,7 +148,7 @@ def test_map_in_terminal_graphics_is_pixel_exact(graphics):
     async def script(pilot):
         a.runner.step_n(100)
         a.draw()
-        await pilot.pause(0.1)
+        await settled_screen(pilot)
         view = a.query_one("#map", TrackMapView)
         snap = a.runner.snapshot()
         w, h = view.size

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 import pytest
+from textual.command import CommandList
+from waiting import pilot_wait_for, runner_idles, settled_screen
 
 from tui.app import DuelApp, make_app
 from tui.widgets.frame_view import FrameView
@@ -26,11 +27,13 @@ def drive(app: DuelApp, script, size=(120, 40)) -> None:
     asyncio.run(main())
 
 
-async def wait_for(pilot, condition, timeout: float = 20.0) -> None:
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < timeout, "timed out"
-        await pilot.pause(0.05)
+async def wait_for(pilot, condition, what: str = "the app's state to change") -> None:
+    await pilot_wait_for(pilot, condition, what, seen=lambda: app_state(pilot.app))
+
+
+def app_state(app: DuelApp) -> str:
+    snap = app.runner.snapshot()
+    return f"status {snap.status}, step {snap.step}, seed {snap.seed}, notes {[n.message for n in app._notifications]}"
 
 
 def test_start_pause_reset_and_seeds():
@@ -44,7 +47,7 @@ def test_start_pause_reset_and_seeds():
         await pilot.press("space")
         paused = app.runner.snapshot()
         assert paused.status == "paused"
-        await pilot.pause(0.3)
+        await runner_idles(pilot, app.runner)
         assert app.runner.snapshot().step == paused.step  # nothing moves while paused
         await pilot.press("r")
         assert app.runner.snapshot().step == 0 and app.runner.snapshot().seed == 7
@@ -78,10 +81,9 @@ def test_knobs_change_by_step_and_by_typing_and_refuse_bad_values():
         assert app.runner.snapshot().knobs[0]["risk_aversion"] == 0.5
         await pilot.press("space")  # the race goes on through a refusal
         await pilot.press("enter", "3", "enter")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: any("refused" in n.message and "risk_aversion = 3.0 is outside [0.0, 1.0]"
+                                          in n.message for n in app._notifications), "the refusal's notice")
         assert app.runner.snapshot().knobs[0]["risk_aversion"] == 0.5  # refused, old value kept
-        notes = [n.message for n in app._notifications]
-        assert any("refused" in m and "risk_aversion = 3.0 is outside [0.0, 1.0]" in m for m in notes)
         await wait_for(pilot, lambda: app.runner.snapshot().step > 5)
         for _ in range(5):  # to player B's first knob
             await pilot.press("tab")
@@ -120,10 +122,10 @@ def test_finished_race_shows_the_winner_and_a_summary():
     async def script(pilot):
         app.runner.step_n(1000)
         app.draw()
-        await pilot.pause(0.1)
+        summary = app.query_one("#summary")
+        await wait_for(pilot, lambda: summary.has_class("shown"), "the race's summary")
         snap = app.runner.snapshot()
         assert snap.status == "finished" and snap.winner in ("A", "B", "draw")
-        summary = app.query_one("#summary")
         assert summary.has_class("shown") and "Race over" in str(summary.render())
         await pilot.press("space")  # stays finished until reset
         assert app.runner.snapshot().status == "finished"
@@ -141,9 +143,10 @@ def test_command_palette_lists_every_action_and_runs_them():
         assert {"Start / pause", "Reset", "New track", "Type a seed", "Restore defaults", "Model view"} <= titles
         await pilot.press("ctrl+p")
         await pilot.press(*"new track")
-        await pilot.pause(0.5)
+        await wait_for(pilot, lambda: app.screen.query(CommandList) and app.screen.query_one(CommandList).option_count,
+                       "the palette's matches")  # fmt: skip
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.runner.snapshot().seed != 7, timeout=5)
+        await wait_for(pilot, lambda: app.runner.snapshot().seed != 7, "a new track")
 
     drive(app, script)
 
@@ -171,7 +174,7 @@ def test_terminal_graphics_decode_back_to_the_frame(graphics):
     async def script(pilot):
         app.runner.step_n(40)
         app.draw()
-        await pilot.pause(0.1)
+        await settled_screen(pilot)
         view = app.query_one("#frame-1", FrameView)
         data = view.graphics(1)
         cols, rows = view.image_cells()

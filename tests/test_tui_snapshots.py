@@ -19,6 +19,8 @@ import pytest
 
 pytest.importorskip("pytest_textual_snapshot")
 
+from waiting import settled_screen  # noqa: E402
+
 from tui.app import make_app  # noqa: E402
 from tui.widgets.knob_row import KnobRow  # noqa: E402
 
@@ -36,7 +38,7 @@ def stepped(steps: int, *keys: str):
         pilot.app.runner.step_n(steps)
         pilot.app.draw()
         await pilot.press(*keys)
-        await pilot.pause(0.1)
+        await settled_screen(pilot)
 
     return run_before
 
@@ -69,7 +71,7 @@ def test_every_knob_shows_its_name_value_and_bar(size):
         async with a.run_test(size=size) as pilot:
             a.runner.step_n(20)
             a.draw()
-            await pilot.pause(0.1)
+            await settled_screen(pilot)
             rows = list(a.query(KnobRow))
             assert len(rows) == 2 * 7
             for row in rows:
@@ -91,16 +93,9 @@ def screen_after(steps: int) -> str:
         async with a.run_test(size=SIZE) as pilot:
             a.runner.step_n(steps)
             a.draw()
-            await pilot.pause(0.1)
-            # Settled: on a loaded machine a refresh can still be pending after 0.1 s, so wait until two
+            # Settled: on a loaded machine a refresh can still be pending for a while, so wait until two
             # screenshots in a row agree (the race does not move by itself: nothing steps it but step_n).
-            shot = a.export_screenshot()
-            for _ in range(20):
-                await pilot.pause(0.1)
-                shot, previous = a.export_screenshot(), shot
-                if shot == previous:
-                    break
-            return shot
+            return await settled_screen(pilot)
 
     return asyncio.run(main())
 

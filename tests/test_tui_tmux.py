@@ -7,11 +7,11 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+import waiting
 from terminal_png import render
 
 TMUX = shutil.which("tmux")
@@ -23,18 +23,34 @@ def tmux(*args: str) -> str:
     return subprocess.run([TMUX, *args], capture_output=True, text=True, timeout=30).stdout
 
 
-def wait_for(session: str, pattern: str, timeout: float = 60.0) -> str:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        screen = tmux("capture-pane", "-p", "-t", session)
-        if re.search(pattern, screen):
-            return screen
-        time.sleep(0.2)
-    raise AssertionError(f"{pattern!r} never appeared; the screen:\n{screen}")
+def screen_of(session: str, colours: bool = False) -> str:
+    return tmux("capture-pane", *(["-e"] if colours else []), "-p", "-t", session)
+
+
+def wait_for(session: str, pattern: str) -> str:
+    """The screen once `pattern` is on it."""
+    return wait_screen(session, lambda screen: re.search(pattern, screen), f"{pattern!r} on the screen")
+
+
+def wait_screen(session: str, condition, what: str, colours: bool = False) -> str:
+    """The screen once `condition(screen)` holds; fails with what was awaited and the last screen."""
+    last = [""]
+
+    def check() -> str:
+        last[0] = screen_of(session, colours)
+        return last[0] if condition(last[0]) else ""
+
+    return waiting.wait_for(check, what, seen=lambda: "the screen:\n" + last[0], every=0.2)
 
 
 def step_of(screen: str) -> int:
     return int(re.search(r"step\s+(\d+)/1000", screen).group(1))
+
+
+def drawn(coloured: str) -> bool:
+    """Both half-block frames are drawn: upper-half blocks where the two pixel rows differ, and truecolor cells
+    (a flat area is a space with its background colour)."""
+    return coloured.count("\u2580") > 50 and len(re.findall(r"\x1b\[[0-9;]*48;2;\d+;\d+;\d+", coloured)) > 200
 
 
 def test_vmc_duel_in_tmux_draws_frames_and_obeys_keys(tmp_path):
@@ -48,24 +64,19 @@ def test_vmc_duel_in_tmux_draws_frames_and_obeys_keys(tmp_path):
     try:
         wait_for(session, r"READY")
         wait_for(session, r"bias straight")  # the whole screen is drawn
-        time.sleep(0.5)
-        coloured = tmux("capture-pane", "-e", "-p", "-t", session)
-        # two half-block frames: upper-half blocks where the two pixel rows differ, and
-        # truecolor cells (a flat area is a space with its background colour)
-        assert coloured.count("▀") > 50
-        assert len(re.findall(r"\x1b\[[0-9;]*48;2;\d+;\d+;\d+", coloured)) > 200
+        wait_screen(session, drawn, "both frames drawn in half blocks and truecolor", colours=True)
+        assert step_of(screen_of(session)) == 0
         tmux("send-keys", "-t", session, "Space")
         screen = wait_for(session, r"RUNNING")
-        time.sleep(1.5)
-        first = step_of(tmux("capture-pane", "-p", "-t", session))
-        time.sleep(1.0)
-        second = step_of(tmux("capture-pane", "-p", "-t", session))
-        assert second > first > 0  # the race moves at real speed
+        first = step_of(wait_screen(session, lambda s: step_of(s) > 0, "the race to step"))
+        wait_screen(session, lambda s: step_of(s) > first, f"the race to step on from {first}")
         tmux("send-keys", "-t", session, "Space")
         paused = step_of(wait_for(session, r"PAUSED"))
-        time.sleep(1.0)
-        assert step_of(tmux("capture-pane", "-p", "-t", session)) == paused
-        picture = render(tmux("capture-pane", "-e", "-p", "-t", session), COLS, ROWS, tmp_path / "tui.png")
+        for note in ("VAE reconstruction", "camera view"):  # the app answers keys and redraws; the race stays
+            tmux("send-keys", "-t", session, "v")
+            wait_for(session, note)
+        assert step_of(screen_of(session)) == paused
+        picture = render(screen_of(session, colours=True), COLS, ROWS, tmp_path / "tui.png")
         if os.environ.get("VMC_SCREENSHOT"):  # to refresh the README's picture
             shutil.copyfile(picture, os.environ["VMC_SCREENSHOT"])
         tmux("send-keys", "-t", session, "q")

@@ -3,8 +3,9 @@
 The browser test needs Debian's `chromium` (apt-get install chromium; .ci/run installs it where it
 can) and the `playwright` package; Playwright drives the system Chromium (executable_path), it
 never downloads browsers. xterm.js draws the terminal on a canvas, so what the browser shows is
-checked in pixels: the step counter's cells change while the race runs (and not before), the
-status turns green (RUNNING), and both players' frames show grass and road.
+checked in pixels: the screen settles before the start, the step counter's cells change once the race
+runs (the test waits for each change with a generous deadline, never for a fixed time), the status turns
+green (RUNNING), and both players' frames show grass and road.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from waiting import wait_for
 
 pytest.importorskip("textual_serve", reason="vmc-duel web needs textual-serve (pip install -e '.[web]')")
 
@@ -41,16 +42,21 @@ def start_web(*args: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen([*CLI, "web", "--port", str(port), *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def listening() -> bool:
+        assert proc.poll() is None, proc.communicate()[0]
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, port
+                return True
         except OSError:
-            assert proc.poll() is None, proc.communicate()[0]
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("vmc-duel web never listened")
+            return False
+
+    try:
+        wait_for(listening, f"vmc-duel web to listen on port {port}", every=0.2)
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc, port
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -62,7 +68,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def test_web_refuses_other_hosts_without_a_token():
-    result = subprocess.run([*CLI, "web", "--host", "0.0.0.0"], capture_output=True, text=True, timeout=60,
+    result = subprocess.run([*CLI, "web", "--host", "0.0.0.0"], capture_output=True, text=True, timeout=300,
                             env={k: v for k, v in os.environ.items() if k != "VMC_DUEL_TOKEN"})  # fmt: skip
     assert result.returncode == 2 and "give a token" in result.stderr and "Traceback" not in result.stderr
 
@@ -119,20 +125,33 @@ def test_the_app_runs_in_a_real_browser(tmp_path):
 
             # "VMC Duel  track 3  step    0/1000  READY": the step's digits are cells 25-28 of row 0
             digits = (25, 29)
-            deadline = time.monotonic() + 60
-            while cells(shot(), *digits, 0).max() < 100:  # wait for the app's first screen
-                assert time.monotonic() < deadline, "the app never drew its header"
-                page.wait_for_timeout(500)
-            page.wait_for_timeout(1500)
-            ready = shot()
-            page.wait_for_timeout(1000)
-            assert np.array_equal(cells(shot(), *digits, 0), cells(ready, *digits, 0))  # nothing moves before
+
+            def until(condition, what: str) -> np.ndarray:
+                """Screenshots every half second until `condition(screenshot)` holds (generous deadline)."""
+                seen = [shot()]
+                while not condition(seen[-1]):
+                    page.wait_for_timeout(500)  # poll: the next screenshot
+                    seen.append(shot())
+                    assert len(seen) < 240, f"the browser never showed {what} (120 s of screenshots)"
+                return seen[-1]
+
+            until(lambda img: cells(img, *digits, 0).max() >= 100, "the app's header")
+            # settled before the start: two screenshots in a row agree (nothing moves before the start)
+            previous = [shot()]
+
+            def settled(img: np.ndarray) -> bool:
+                same, previous[0] = np.array_equal(img, previous[0]), img
+                return same
+
+            ready = until(settled, "a settled first screen")
             page.locator(".xterm-helper-textarea").focus()
             page.keyboard.press("Space")
-            page.wait_for_timeout(2500)
-            first = shot()
-            page.wait_for_timeout(1500)
-            second = shot()
+
+            def step_moved_from(before: np.ndarray):
+                return lambda img: not np.array_equal(cells(img, *digits, 0), cells(before, *digits, 0))
+
+            first = until(step_moved_from(ready), "the step counter moving after Space")
+            second = until(step_moved_from(first), "the step counter moving on")
             Image.fromarray(second.astype(np.uint8)).save(tmp_path / "browser.png")
             if os.environ.get("VMC_WEB_SCREENSHOT"):  # to refresh the README's picture
                 shutil.copyfile(tmp_path / "browser.png", os.environ["VMC_WEB_SCREENSHOT"])

@@ -51,6 +51,7 @@ from engine.files import atomic_path, save_figure, write_atomic  # noqa: E402
 from engine.policy.controller import load_controller  # noqa: E402
 from engine.policy.knobs import Knobs, load_bounds  # noqa: E402
 from engine.policy.players import Players, invariants_array  # noqa: E402
+from engine.progress import point  # noqa: E402
 from engine.race.duel import FPS  # noqa: E402
 from engine.world_model.manifest import file_sha256, load_manifest  # noqa: E402
 from train.config import TrainControllerConfig, from_args, from_yaml  # noqa: E402
@@ -162,6 +163,7 @@ def rollout(players: Players, vec: VecRaceEnv, seeds: list[int], indices: np.nda
             vec.end(envs[cut])
         active[envs] = live & ~res.done & ~cut
         slip[envs] = res.info["slip"]
+        point("cma:step", step=int(steps.max()))
 
     if vec.workers >= 2:
         vec.run_pipelined(decide, record)
@@ -283,6 +285,7 @@ def save_generation(run: Path, es, state: dict, rows: list[dict]) -> None:
             pickle.dump(es, f)
     write_atomic(run / "log.csv", log_text(rows))
     write_atomic(run / "state.json", json.dumps(state, indent=1) + "\n")
+    point("write:ready", path=str(run / "es.pkl"))  # committed; es.next.pkl not yet renamed
     os.replace(run / "es.next.pkl", run / "es.pkl")
 
 
@@ -451,6 +454,7 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
             state["generation"], state["seconds"] = g + 1, state["seconds"] + row["seconds"]
             rows.append(row)
             save_generation(run, es, state, rows)
+            point("cma:generation", generation=g + 1)
             plot(rows, run / "fitness.png", cfg.name)
             ev_text = f", eval {row['eval_mean']:.1f} +- {row['eval_std']:.1f}" if row["eval_mean"] != "" else ""
             status = (f"gen {g + 1}: fitness mean {row['fitness_mean']:.1f} max {row['fitness_max']:.1f}{ev_text}, "

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from engine.files import save_figure, write_atomic
+from engine.progress import point
 from train import checkpoint
 from train.config import TrainMDNRNNConfig, from_args
 from train.models import MDNRNN, VAE, MDNRNNConfig, VAEConfig, mdn_nll
@@ -229,12 +230,14 @@ def train_mdnrnn(cfg: TrainMDNRNNConfig, force: bool = False) -> dict:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
+                point("train:batch", what="mdnrnn", epoch=epoch + 1, batch=s + 1)
                 sums += [nll.item(), r_loss.item(), off_loss.item()]
                 bar.update(task, completed=s + 1, info=f"nll {sums[0] / (s + 1):.3f}")
             train_m = dict(zip(("nll", "reward_mse", "off_track_bce"), (sums / steps).tolist()))
             history.append({"epoch": epoch + 1, "train": train_m, "val": evaluate(model, val),
                             "seconds": time.perf_counter() - t0})  # fmt: skip
             checkpoint.save(ckpt_path, model, opt, history, cfg, cfg.out / "mdnrnn.pth")
+            point("train:epoch", what="mdnrnn", epoch=epoch + 1)
             write_atomic(cfg.out / "history.json", json.dumps({"history": history, "vae": str(cfg.vae)}, indent=1))
             save_png(history, cfg.out)
             v = history[-1]["val"]

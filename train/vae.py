@@ -21,6 +21,7 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from engine.files import save_figure, write_atomic
+from engine.progress import point
 from train import checkpoint
 from train.config import TrainVAEConfig, from_args
 from train.models import VAE, VAEConfig, vae_loss
@@ -129,6 +130,7 @@ def train_vae(cfg: TrainVAEConfig, force: bool = False) -> dict:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                point("train:batch", what="vae", epoch=epoch + 1, batch=s + 1)
                 running += loss.item()
                 if s % 20 == 0:
                     fps = (s + 1) * cfg.batch_size / (time.perf_counter() - t0)
@@ -139,6 +141,7 @@ def train_vae(cfg: TrainVAEConfig, force: bool = False) -> dict:
                 "seconds": time.perf_counter() - t0,
             })  # fmt: skip
             checkpoint.save(ckpt_path, model, opt, history, cfg, cfg.out / "vae.pth")
+            point("train:epoch", what="vae", epoch=epoch + 1)
             write_atomic(cfg.out / "history.json", json.dumps({"history": history, "files": files}, indent=1))
             save_pngs(model, val, history, cfg.out)
             v = history[-1]["val"]

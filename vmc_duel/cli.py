@@ -25,6 +25,7 @@ from pathlib import Path
 
 from engine.env.racing_env import MAX_EPISODE_STEPS, RENDERERS, WEATHERS
 from engine.limits import SEED_MAX, count, seed
+from engine.progress import STOP_AT, stop_at
 from engine.race.selection import add_controller_arguments, resolve_controllers
 from engine.world_model.runtime import DEVICES, PRECISIONS
 from vmc_duel.league import register as register_league
@@ -352,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["tui", *argv]  # `vmc-duel` and `vmc-duel --seed 7` open the app
     args = parser.parse_args(argv)
+    if os.environ.get(STOP_AT):  # a fault test holds the program at a progress point (engine.progress)
+        try:
+            stop_at(os.environ[STOP_AT])
+        except ValueError as e:
+            parser.error(str(e))
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 2

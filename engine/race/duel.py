@@ -31,6 +31,7 @@ from engine.policy.controller import ControllerInfo
 from engine.policy.knobs import Knobs, load_bounds
 from engine.policy.players import Players, invariants_array, load_controllers
 from engine.policy.strategy import REGIMES
+from engine.progress import point
 from engine.race.lanes import LANES, LanePair, LaneSpec
 from engine.race.race_log import RaceLog, provenance
 from engine.world_model.manifest import WEIGHTS_DIR
@@ -247,6 +248,7 @@ class Duel:
         self._record(actions, res, range(2 * self.duels))
         if self.finished:
             self.running = False
+        point("duel:step", step=max(t.step for t in self.telemetry))
         return self.telemetry
 
     def _record(self, actions: np.ndarray, res: StepResult, players: range) -> None:
@@ -303,6 +305,7 @@ class Duel:
             count[half] += 1
             if max(count) > done_steps:
                 done_steps = max(count)
+                point("duel:step", step=done_steps)
                 if on_step is not None:
                     on_step(done_steps)
 

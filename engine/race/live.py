@@ -93,6 +93,7 @@ class RaceRunner:
         self._filled = [0, 0]
         self._pace_start, self._pace_steps = 0.0, 0
         self._thread: threading.Thread | None = None
+        self.turns = 0  # the worker's rounds of its loop, stepping or idle: a watcher can wait for it to have looked
         self.reset(seed)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -206,6 +207,7 @@ class RaceRunner:
                         self.duel.pause()
                         running = False
                         self._publish()
+            self.turns += 1
             if not running:
                 self._wake.wait(0.05)
                 self._wake.clear()

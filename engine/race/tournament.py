@@ -25,6 +25,7 @@ from engine.env.racing_env import MAX_EPISODE_STEPS
 from engine.files import save_figure, write_atomic, write_error
 from engine.hardware import hardware_info
 from engine.policy.knobs import Knobs
+from engine.progress import point
 from engine.race.duel import PLAYERS, Duel
 from engine.world_model.manifest import WEIGHTS_DIR
 
@@ -196,6 +197,7 @@ def run_tournament(
             book.record(res, m, p)
         finished.update((r["seed"], r) for r in res)
         meta, precision_used = m, p
+        point("tournament:tracks", done=len(finished))
 
     total, done = tracks * max_steps, max_steps * len(finished)
     if on_step is not None and done:
