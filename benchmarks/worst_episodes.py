@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.policy.knobs import load_bounds  # noqa: E402
-from engine.race.duel import FPS, PLAYERS, Duel  # noqa: E402
+from engine.race.duel import FPS, PLAYERS, STEER_DEAD_BAND, Duel  # noqa: E402
 
 OFFSETS = (-60, -30, -10, 0, 15, 40)  # frames shown around the moment, in steps
 GAS_FLOOR = load_bounds().invariants["min_throttle"] + 0.01  # gas at or below this: the invariant's floor
@@ -100,7 +100,7 @@ def diagnose(rec: dict[str, np.ndarray]) -> dict:
     start = min(2 * FPS, len(rec["speed"]) - 1)  # past the standing start
     moment = start + int(np.argmin(rec["speed"][start:]))
     steer = rec["steer"]
-    reversals = np.count_nonzero(np.diff(np.sign(steer[np.abs(steer) > 0.05])) != 0)
+    reversals = np.count_nonzero(np.diff(np.sign(steer[np.abs(steer) > STEER_DEAD_BAND])) != 0)  # as the duel counts
     return {"moment": moment, "label": "slow", "speed_mean": float(rec["speed"].mean()),
             "slowest_speed": float(rec["speed"][moment]), "gas_mean": float(rec["gas"].mean()),
             "gas_at_floor": float(np.mean(rec["gas"] <= GAS_FLOOR)),

@@ -355,6 +355,10 @@ def make_api(
         regimes: dict[str, float] = Field(description="gate weight per driving regime")
         done: bool
         lap_finished: bool
+        distance: float = Field(description="m driven this episode")
+        mean_speed: float = Field(description="m/s over the episode so far")
+        steer_reversals: int = Field(description="times the steering changed sign (|steer| > 0.05)")
+        weave: float = Field(description="steering reversals per second of race time")
 
     class PlayerState(Out):
         controller: str = Field(description="PLACEHOLDER, or how the controller was trained")

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from waiting import wait_for
+from waiting import DEADLINE_S, wait_for
 
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
@@ -88,7 +88,7 @@ def open_server(runner: RaceRunner) -> Iterator[str]:
 
 @pytest.fixture
 def client(server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server, headers=AUTH, timeout=20) as c:
+    with httpx.Client(base_url=server, headers=AUTH, timeout=DEADLINE_S) as c:
         yield c
 
 
@@ -318,7 +318,7 @@ def test_docs_and_schema(client: httpx.Client) -> None:
 
 # -- security ------------------------------------------------------------------------------------------
 def test_token_required_on_post(server: str, open_server: str) -> None:
-    with httpx.Client(base_url=server, timeout=20) as c:
+    with httpx.Client(base_url=server, timeout=DEADLINE_S) as c:
         r = c.post("/control", json={"action": "pause"})
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
         assert c.post("/control", content=b"{not json").status_code == 401  # refused before the body is read
@@ -334,7 +334,7 @@ def test_token_required_on_post(server: str, open_server: str) -> None:
             == 200
         )
         assert c.get("/telemetry", params={"frames": False}).status_code == 200  # reading needs no token
-    with httpx.Client(base_url=open_server, timeout=20) as c:  # no token configured: POST is open
+    with httpx.Client(base_url=open_server, timeout=DEADLINE_S) as c:  # no token configured: POST is open
         assert c.post("/control", json={"action": "pause"}).status_code == 200
         assert "HTTPBearer" not in c.get("/openapi.json").json().get("components", {}).get("securitySchemes", {})
 
@@ -368,7 +368,7 @@ def test_no_half_updated_state(client: httpx.Client, server: str) -> None:
     stop, seen, bad = threading.Event(), [0], []
 
     def read() -> None:
-        with httpx.Client(base_url=server, timeout=20) as c:
+        with httpx.Client(base_url=server, timeout=DEADLINE_S) as c:
             while not stop.is_set():
                 k = c.get("/telemetry", params={"frames": False}).json()["players"]["A"]["knobs"]
                 seen[0] += 1
@@ -411,7 +411,7 @@ def test_schemathesis(server: str) -> None:
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))  # fmt: skip
     @given(case=strategy)
     def fuzz(case) -> None:
-        response = case.call_and_validate(base_url=server, headers=AUTH, checks=checks, timeout=20)
+        response = case.call_and_validate(base_url=server, headers=AUTH, checks=checks, timeout=DEADLINE_S)
         calls.append((case.method, case.path, response.status_code))
 
     start = time.perf_counter()
@@ -429,7 +429,7 @@ threads, every = int(sys.argv[3]), int(sys.argv[5])
 results = []
 def worker(i):
     out = []
-    with httpx.Client(base_url=url, timeout=60) as c:
+    with httpx.Client(base_url=url, timeout=120) as c:
         c.get("/telemetry", params={"frames": "false"})  # connect first
         gap = threads / rate
         start = time.perf_counter()

@@ -80,7 +80,7 @@ def test_api_reports_a_dead_worker_stays_up_and_resets_onto_fresh_workers():
 
     runner = RaceRunner(seed=5, speed=1.0, device="cpu", renderer="fast", workers=1)
     try:
-        with Server(make_api(runner)) as server, httpx.Client(base_url=server.url, timeout=20) as client:
+        with Server(make_api(runner)) as server, httpx.Client(base_url=server.url, timeout=DEADLINE_S) as client:
             assert client.post("/control", json={"action": "start"}).json()["status"] == "running"
             old_pid, old_shm = runner.duel.vec.worker_pid(0), shm_path(runner.duel.vec)
             os.kill(old_pid, signal.SIGKILL)

@@ -19,6 +19,18 @@ def test_wilson_interval():
     assert wilson_interval(10, 10)[1] == pytest.approx(1.0)
 
 
+def test_weave_counts_reversals_of_the_steering_beyond_the_dead_band():
+    from engine.race.duel import STEER_DEAD_BAND, PlayerTelemetry
+
+    t = PlayerTelemetry()
+    steer = [0.3, 0.01, -0.2, -0.5, -STEER_DEAD_BAND, 0.04, 0.1, 0.0, 0.2, -0.06]
+    for s in steer:
+        t.count_steer(s)
+        t.step += 1
+    assert t.steer_reversals == 3  # + to -, - to +, + to -: the small values in between are straight ahead
+    assert t.as_dict()["weave"] == pytest.approx(3 / (len(steer) / 50)) and "last_steer_sign" not in t.as_dict()
+
+
 def test_tournament_batches_and_cli_agree(tmp_path):
     here = run_tournament(tracks=3, seed_start=5, renderer="fast", batch=3, workers=0, threads=1, device="cpu")
     assert [r["seed"] for r in here["results"]] == [5, 6, 7] and here["tracks"] == 3
@@ -29,6 +41,10 @@ def test_tournament_batches_and_cli_agree(tmp_path):
     assert 0 <= lo <= here["a_win_rate"] <= hi <= 1
     rewards = [r["A_reward"] for r in here["results"]]
     assert here["players"]["A"]["reward_mean"] == pytest.approx(sum(rewards) / 3)
+    for name in "AB":  # how each drives: its weave (steering reversals a second) and mean speed, per track too
+        weave = [r[f"{name}_weave"] for r in here["results"]]
+        assert all(0 < w < 25 for w in weave) and here["players"][name]["weave_mean"] == pytest.approx(sum(weave) / 3)
+        assert all(20 < r[f"{name}_mean_speed"] < 100 for r in here["results"])  # m/s, a lap's average
 
     cmd = [sys.executable, "-m", "vmc_duel.cli", "tournament", "--tracks", "3", "--seed-start", "5", "--renderer",
            "fast", "--batch", "2", "--workers", "2", "--threads", "1", "--device", "cpu", "--out", str(tmp_path),

@@ -41,6 +41,9 @@ SEED_RANGE = 2**31  # random seeds are drawn below this
 DRIVERS = ("model", "autopilot")  # who steers: the learned controllers, or engine.env.autopilot's scripted pair
 
 
+STEER_DEAD_BAND = 0.05  # |steer| at or below this is straight ahead: no side, so no reversal
+
+
 @dataclass
 class PlayerTelemetry:
     """What the duel reports about one car after a step."""
@@ -56,6 +59,9 @@ class PlayerTelemetry:
     regimes: dict[str, float] = field(default_factory=dict)  # gate weight per regime
     done: bool = False  # finished: the lap, the time limit or off the playfield
     lap_finished: bool = False
+    distance: float = 0.0  # m driven this episode (speed x time, summed over steps)
+    steer_reversals: int = 0  # times the steering changed sign (beyond the dead band): the weave
+    last_steer_sign: int = 0  # -1, 0 (none yet) or 1: the last steering beyond the dead band
 
     @property
     def off_track_seconds(self) -> float:
@@ -65,10 +71,30 @@ class PlayerTelemetry:
     def tiles_fraction(self) -> float:
         return self.tiles_visited / max(self.track_tiles, 1)
 
+    @property
+    def mean_speed(self) -> float:
+        """m/s over the episode so far."""
+        return self.distance * FPS / self.step if self.step else 0.0
+
+    @property
+    def weave(self) -> float:
+        """Steering reversals per second of race time: how much the car weaves."""
+        return self.steer_reversals * FPS / self.step if self.step else 0.0
+
+    def count_steer(self, steer: float) -> None:
+        """Count a reversal when `steer` (beyond STEER_DEAD_BAND) has the other sign than the last one that was."""
+        if abs(steer) > STEER_DEAD_BAND:
+            sign = 1 if steer > 0 else -1
+            self.steer_reversals += self.last_steer_sign == -sign
+            self.last_steer_sign = sign
+
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        del d["last_steer_sign"]
         d["off_track_seconds"] = self.off_track_seconds
         d["tiles_percent"] = 100.0 * self.tiles_fraction
+        d["mean_speed"] = self.mean_speed
+        d["weave"] = self.weave
         return d
 
 
@@ -261,6 +287,8 @@ class Duel:
             t.step += 1
             t.reward += float(res.reward[k])
             t.speed = float(res.info["speed"][k])
+            t.distance += t.speed / FPS
+            t.count_steer(float(actions[p][0]))
             t.off_track_steps += int(res.info["off_track"][k])
             t.tiles_visited = int(res.info["tiles_visited"][k])
             t.lap_finished = bool(res.info["lap_finished"][k])

@@ -270,9 +270,14 @@ def summarise(results: list[dict], meta: list[dict], renderer: str, weather: str
     for k, name in enumerate(PLAYERS):
         reward = np.array([r["players"][name]["reward"] for r in results])
         off = np.array([r["players"][name]["off_track_seconds"] for r in results])
+        # a journal from before these figures existed (a resumed tournament) has none: NaN, not a crash
+        weave = np.array([r["players"][name].get("weave", np.nan) for r in results])
+        speed = np.array([r["players"][name].get("mean_speed", np.nan) for r in results])
         players[name] = {
             "reward_mean": float(reward.mean()), "reward_std": float(reward.std()),
             "off_track_seconds_mean": float(off.mean()), "off_track_seconds_std": float(off.std()),
+            "weave_mean": float(weave.mean()), "weave_std": float(weave.std()),
+            "mean_speed_mean": float(speed.mean()), "mean_speed_std": float(speed.std()),
             "laps_finished": int(sum(r["players"][name]["lap_finished"] for r in results)),
             "controller": "PLACEHOLDER" if meta[k].get("placeholder") else str(meta[k].get("method", "trained")),
             "controller_file": meta[k],
@@ -287,7 +292,8 @@ def summarise(results: list[dict], meta: list[dict], renderer: str, weather: str
         "a_win_rate": (wins + 0.5 * draws) / n, "a_win_rate_ci95": [lo, hi], "wall_seconds": wall,
         "results": [{"seed": r["seed"], "winner": r["winner"],
                      **{f"{p}_{key}": r["players"][p][key] for p in PLAYERS
-                        for key in ("reward", "off_track_seconds", "tiles_percent", "lap_finished", "step")}}
+                        for key in ("reward", "off_track_seconds", "tiles_percent", "lap_finished", "step", "weave",
+                                    "mean_speed") if key in r["players"][p]}}
                     for r in results],
     }  # fmt: skip
 
@@ -295,11 +301,14 @@ def summarise(results: list[dict], meta: list[dict], renderer: str, weather: str
 def format_summary(s: dict[str, Any]) -> str:
     lines = [f"Tournament: {s['tracks']} tracks (seeds {s['seeds'][0]}-{s['seeds'][1]}), renderer {s['renderer']}, "
              f"{s['weather']}, {s.get('precision', 'fp32')}, {s['wall_seconds']:.0f} s",
-             f"{'':12s}{'reward':>18s}{'off track (s)':>18s}{'laps':>7s}  controller"]  # fmt: skip
+             f"{'':12s}{'reward':>18s}{'off track (s)':>18s}{'weave (/s)':>16s}{'speed (m/s)':>12s}{'laps':>7s}"
+             "  controller"]  # fmt: skip
     for name in PLAYERS:
         p = s["players"][name]
         lines.append(f"{name:12s}{p['reward_mean']:9.1f} +- {p['reward_std']:5.1f}"
                      f"{p['off_track_seconds_mean']:9.2f} +- {p['off_track_seconds_std']:5.2f}"
+                     f"{p.get('weave_mean', float('nan')):8.2f} +- {p.get('weave_std', float('nan')):4.2f}"
+                     f"{p.get('mean_speed_mean', float('nan')):12.1f}"
                      f"{p['laps_finished']:7d}  {p['controller_file']['label']}")  # fmt: skip
     lo, hi = s["a_win_rate_ci95"]
     lines.append(f"A wins {s['a_wins']}, B wins {s['b_wins']}, draws {s['draws']}: A's win rate "
