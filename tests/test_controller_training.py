@@ -258,3 +258,13 @@ def test_speed_subspace_holds_a_speed_through_a_linear_speed_model(tmp_path):
         fitted = Search("speed", sizes["z"], W0, b0, (f["speed_w"], float(f["speed_w0"])))
     Wg, bg = fitted.to_wb(gains)
     assert np.allclose(W2, Wg, rtol=1e-3, atol=1e-4) and np.allclose(b2, bg, atol=1e-3)  # printed to 6 places
+
+
+def test_weave_penalty_takes_the_weave_off_the_fitness(tmp_path):
+    """fitness = reward - off_track_penalty x seconds off - weave_penalty x steering reversals a second; linear, so
+    the generation's mean fitness is the same combination of its means, all in log.csv."""
+    run = train_controller(tiny(tmp_path, weave_penalty=2.0))
+    row = {k: float(v) for k, v in next(csv.DictReader((run / "log.csv").open())).items() if v != ""}
+    assert 0 < row["weave_mean"] < 25
+    assert row["fitness_mean"] == pytest.approx(row["reward_mean"] - 5.0 * row["off_track_s_mean"]
+                                                - 2.0 * row["weave_mean"])  # fmt: skip

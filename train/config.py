@@ -100,6 +100,9 @@ class TrainControllerConfig:
     in the weather they were screened in)"""
     off_track_penalty: float = 0.0
     """fitness = reward - this x seconds with all four wheels off the road"""
+    weave_penalty: float = 0.0
+    """and - this x the weave: steering reversals a second (sign changes beyond |steer| 0.05, as tournaments
+    report it); a smoother driver at the same lap time scores higher"""
     off_track_patience: int = 100
     """end a rollout once the car has been off the road this many steps in a row (0: never)"""
     max_steps: int = 1000
@@ -155,8 +158,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, only_giv
         )  # fmt: skip
 
 
-ZERO_OK = {"seed", "rain_fraction", "hard_fraction", "off_track_penalty", "off_track_patience", "workers",
-           "track_seed"}  # 0: "none"
+ZERO_OK = {"seed", "rain_fraction", "hard_fraction", "off_track_penalty", "weave_penalty", "off_track_patience",
+           "workers", "track_seed"}  # 0: "none"
 SEED_MAX = 2**32 - 1  # engine.limits.SEED_MAX (numpy, gymnasium and cma seeds)
 CHOICES = {"renderer": ("exact", "fast", "stock"), "backend": ("local", "ray")}
 AT_MOST = {"rain_fraction": 1.0, "hard_fraction": 1.0, "seed": SEED_MAX}

@@ -10,7 +10,8 @@ strategy invariants (minimum throttle; knobs at their defaults) in numba, exactl
 a duel. A rollout ends early once the car has been off the road `off_track_patience`
 steps in a row (the GA anchor did this: a lost car only costs time).
 
-Fitness is the episode reward, minus `off_track_penalty` per second off the road. With
+Fitness is the episode reward, minus `off_track_penalty` per second off the road and `weave_penalty` per steering
+reversal a second (the weave tournaments report). With
 `hard_tracks` (a pool from `vmc-duel train hard-tracks`), `hard_fraction` of each candidate's
 rollouts drive tracks the controller is known to do badly on, so that every generation's
 ranking sees some of the crashes that decide a controller's mean.
@@ -52,7 +53,7 @@ from engine.policy.controller import load_controller  # noqa: E402
 from engine.policy.knobs import Knobs, load_bounds  # noqa: E402
 from engine.policy.players import Players, invariants_array  # noqa: E402
 from engine.progress import point  # noqa: E402
-from engine.race.duel import FPS  # noqa: E402
+from engine.race.duel import FPS, STEER_DEAD_BAND  # noqa: E402
 from engine.world_model.manifest import file_sha256, load_manifest  # noqa: E402
 from train.config import TrainControllerConfig, from_args, from_yaml  # noqa: E402
 from train.hard_tracks import load_hard_tracks  # noqa: E402
@@ -61,7 +62,7 @@ from train.speed_model import fit_speed_model  # noqa: E402
 EVAL_SEED_START = 900_000  # evaluation tracks: never trained on, below the tournament's held-out seeds
 RAIN_EVAL_SEED_START = 900_100  # evaluation tracks of a wet-track set, driven in rain
 LOG_FIELDS = ["generation", "fitness_mean", "fitness_max", "fitness_min", "reward_mean", "off_track_s_mean",
-              "steps_mean", "sigma", "eval_mean", "eval_std", "seconds"]  # fmt: skip
+              "steps_mean", "sigma", "eval_mean", "eval_std", "seconds", "weave_mean"]  # fmt: skip
 RESUME_KEYS = ("name", "population", "rollouts", "sigma0", "init", "seed", "subspace")  # a resume must agree
 SUBSPACES = ("full", "gains", "speed")  # every weight, 9 gains around a controller, or those + 2 speed holds (Search)
 V_GAS_REF = 50.0  # m/s: the speed subspace's gas term is k_gas (V_GAS_REF - speed); the gas bias moves the target
@@ -132,8 +133,8 @@ def rollout(players: Players, vec: VecRaceEnv, seeds: list[int], indices: np.nda
 
     With two or more env workers, pipelined (VecRaceEnv.run_pipelined): one half of the cars
     steps while the model decides for the other; the same numbers as in lockstep.
-    Returns per environment (N,) arrays: reward, off_track_seconds, steps; the other
-    environments stay ended and score 0."""
+    Returns per environment (N,) arrays: reward, off_track_seconds, steps, weave (steering reversals a second,
+    counted as `engine.race.duel.PlayerTelemetry` does); the other environments stay ended and score 0."""
     n = vec.num_envs
     players.reset()
     obs, info = vec.reset(seeds, indices=indices)
@@ -141,6 +142,7 @@ def rollout(players: Players, vec: VecRaceEnv, seeds: list[int], indices: np.nda
     active[indices] = True
     reward, off_steps, streak, steps = np.zeros(n), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
     slip = info["slip"].copy()
+    reversals, last_sign = np.zeros(n, np.int64), np.zeros(n)  # the weave: steering sign changes
 
     def decide(half: int, envs: np.ndarray) -> np.ndarray | None:
         idx = envs[active[envs]]
@@ -151,6 +153,10 @@ def rollout(players: Players, vec: VecRaceEnv, seeds: list[int], indices: np.nda
 
     def record(half: int, envs: np.ndarray, res) -> None:
         live = active[envs]
+        steer = players.actions[envs, 0]  # what these cars just drove with (the other half's rows are its own)
+        beyond = live & (np.abs(steer) > STEER_DEAD_BAND)
+        reversals[envs] += beyond & (last_sign[envs] == -np.sign(steer))
+        last_sign[envs] = np.where(beyond, np.sign(steer), last_sign[envs])
         reward[envs] += res.reward
         off = res.info["off_track"] & live
         streak[envs] = np.where(off, streak[envs] + 1, 0)
@@ -171,7 +177,8 @@ def rollout(players: Players, vec: VecRaceEnv, seeds: list[int], indices: np.nda
         everyone = np.arange(n)
         while decide(0, everyone) is not None:
             record(0, everyone, vec.step(players.actions))
-    return {"reward": reward, "off_track_seconds": off_steps / FPS, "steps": steps}
+    return {"reward": reward, "off_track_seconds": off_steps / FPS, "steps": steps,
+            "weave": reversals * FPS / np.maximum(steps, 1)}
 
 
 def make_players(cfg: TrainControllerConfig, n: int, dims: int) -> Players:
@@ -421,12 +428,14 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
             b = np.stack([b for _, b in Wb]).repeat(cfg.rollouts, axis=0)  # (n, 3)
             seeds = [track_seed(cfg, pool, n_hard, g, r) for _ in range(cfg.population) for r in range(cfg.rollouts)]
             res = fleet.rollout(W, b, seeds, np.arange(n))
-            fitness = res["reward"] - cfg.off_track_penalty * res["off_track_seconds"]
+            fitness = (res["reward"] - cfg.off_track_penalty * res["off_track_seconds"]
+                       - cfg.weave_penalty * res["weave"])
             per_candidate = fitness.reshape(cfg.population, cfg.rollouts).mean(axis=1)
             es.tell(list(X), (-per_candidate).tolist())  # cma minimises
             row = {"generation": g + 1, "fitness_mean": per_candidate.mean(), "fitness_max": per_candidate.max(),
                    "fitness_min": per_candidate.min(), "reward_mean": res["reward"].mean(),
                    "off_track_s_mean": res["off_track_seconds"].mean(), "steps_mean": res["steps"].mean(),
+                   "weave_mean": res["weave"].mean(),
                    "sigma": es.sigma, "eval_mean": "", "eval_std": ""}  # fmt: skip
 
             if (g + 1) % cfg.eval_every == 0 or g + 1 == cfg.generations:
@@ -503,6 +512,7 @@ def training_record(run: Path, meta: dict) -> dict:
         "subspace": cfg.get("subspace", "full"),
         "init_sha256": cfg.get("init_sha256", ""), "renderer": cfg["renderer"],
         "rain_fraction": cfg["rain_fraction"], "off_track_penalty": cfg["off_track_penalty"],
+        "weave_penalty": cfg.get("weave_penalty", 0.0),
         "off_track_patience": cfg["off_track_patience"], "hard_tracks": cfg.get("hard_tracks", ""),
         "hard_fraction": cfg.get("hard_fraction", 0.0), "wall_seconds": state["seconds"],
         "machine": f"{platform.machine()}, {os.cpu_count()} cores ({platform.processor() or platform.system()})",
