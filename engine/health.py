@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import platform
 import time
+from importlib.metadata import packages_distributions
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,39 @@ from engine.hardware import hardware_info, package_version
 from engine.world_model.manifest import WEIGHTS_DIR, WeightsError, load_manifest
 
 PACKAGES = ("gymnasium", "box2d", "pygame-ce", "onnxruntime", "onnxruntime-gpu", "numpy", "numba", "textual")
+# The distributions that provide the Box2D module: box2d (the maintained wheels) or box2d-py (built
+# from source where box2d has no wheel: Linux aarch64, Python 3.14+); pyproject.toml's markers choose.
+BOX2D_DISTRIBUTIONS = ("box2d", "box2d-py")
+
+
+def box2d_distribution() -> tuple[str, str | None]:
+    """(name, version) of the installed distribution that provides the Box2D module, as pip names
+    it (box2d or box2d-py); ("box2d", None) when none does."""
+    providers = [name.lower() for name in packages_distributions().get("Box2D", [])]
+    for name in dict.fromkeys([*providers, *BOX2D_DISTRIBUTIONS]):
+        found = package_version(name)
+        if found is not None:
+            return name, found
+    return BOX2D_DISTRIBUTIONS[0], None
+
+
+def package_versions() -> dict[str, str | None]:
+    """{distribution: version or None} of PACKAGES, where "box2d" stands for whichever
+    distribution provides the Box2D module (box2d-py on Linux aarch64)."""
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        if name == "box2d":
+            dist, found = box2d_distribution()
+            versions[dist] = found
+        else:
+            versions[name] = package_version(name)
+    return versions
 
 
 def check(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
     """A health report; report['ok'] is False when anything needed to race is broken."""
     report: dict[str, Any] = {"python": platform.python_version(), "hardware": hardware_info(),
-                              "packages": {name: package_version(name) for name in PACKAGES}}
+                              "packages": package_versions()}
     problems = []
     try:
         from engine import make_env

@@ -7,11 +7,14 @@ from pathlib import Path
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
+    from train.cli import missing_extra
+
+    try:  # the import, or a lazy one inside main
         from export import onnx_export
+
+        return onnx_export.main(args)
     except ModuleNotFoundError as e:
-        raise SystemExit(f"`vmc-duel export` needs {e.name}: pip install -e '.[train]'") from None
-    return onnx_export.main(args)
+        return missing_extra("vmc-duel export", e)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -8,20 +8,28 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from pathlib import Path
+
+TRAIN_EXTRA = {"torch", "onnx", "onnxconverter_common", "matplotlib", "cma"}  # what the `train` extra installs
+INSTALL_TRAIN = "pip install 'vmc-duel[train]' (in a checkout: pip install -e '.[train]')"
+
+
+def missing_extra(command: str, error: ModuleNotFoundError) -> int:
+    """A training tool's package is not installed: one line naming the extra to install, exit status 2.
+    Any other missing module is not ours to explain: re-raised."""
+    if not (error.name and error.name.split(".")[0] in TRAIN_EXTRA):
+        raise error
+    print(f"{command}: needs {error.name.split('.')[0]}, from the `train` extra: {INSTALL_TRAIN}", file=sys.stderr)
+    return 2
 
 
 def _handler(module: str):
     def run(args: argparse.Namespace) -> int:
-        try:
-            mod = importlib.import_module(module)
+        try:  # the import, or a lazy one inside main
+            return importlib.import_module(module).main(args)
         except ModuleNotFoundError as e:
-            if e.name and e.name.split(".")[0] in {"torch", "onnx", "matplotlib", "cma"}:
-                raise SystemExit(
-                    f"`vmc-duel train {args.train_command}` needs {e.name}: pip install -e '.[train]'"
-                ) from None
-            raise
-        return mod.main(args)
+            return missing_extra(f"vmc-duel train {args.train_command}", e)
 
     return run
 

@@ -30,6 +30,7 @@ from engine.race.selection import add_controller_arguments, resolve_controllers
 from engine.world_model.runtime import DEVICES, PRECISIONS
 from vmc_duel.league import register as register_league
 from vmc_duel.replay_cmd import register as register_replay
+from vmc_duel.warmup import register as register_warmup
 from vmc_duel.web import register as register_web
 
 
@@ -300,10 +301,13 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 def _bench(args: argparse.Namespace) -> int:
     import subprocess
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "run_all.py"
+    from engine.world_model.manifest import checkout_root
+
+    root = checkout_root()  # the benchmarks are scripts of the source checkout, not in the wheel
+    script = (root or Path(__file__).resolve().parents[1]) / "benchmarks" / "run_all.py"
     if not script.is_file():
-        print(f"vmc-duel bench: {script} not found: the benchmarks live in the source checkout, not in the "
-              "installed package (git clone the project and pip install -e . there)", file=sys.stderr)  # fmt: skip
+        print(f"vmc-duel bench: needs the source checkout ({script} is not in the installed package): git clone "
+              "the project and run it there after pip install -e '.[train]'", file=sys.stderr)  # fmt: skip
         return 2
     return subprocess.run([sys.executable, str(script), *args.args]).returncode
 
@@ -322,10 +326,25 @@ def _add_health(sub: argparse._SubParsersAction) -> None:
 
 def _health(args: argparse.Namespace) -> int:
     from engine.health import check, format_report
-    from engine.world_model.manifest import WEIGHTS_DIR
+    from engine.world_model.manifest import INFERENCE_ONLY_SKIPS, WEIGHTS_DIR, WEIGHTS_SOURCE
 
-    report = check(args.weights or WEIGHTS_DIR)
-    print(json.dumps(report) if args.json else format_report(report))
+    weights_dir = args.weights or WEIGHTS_DIR
+    report = check(weights_dir)
+    # where the weights came from: --weights, $VMC_DUEL_WEIGHTS, the checkout or the installed package
+    source = "--weights" if args.weights else WEIGHTS_SOURCE
+    absent = [n for n in report.get("weights", {}).get("files", {}) if n in INFERENCE_ONLY_SKIPS
+              and not (Path(weights_dir) / n).exists()]  # fmt: skip
+    for name in absent:  # "N files match" counts the files there are
+        report["weights"]["files"].pop(name)
+    report.setdefault("weights", {}).update(source=source, not_installed=absent)
+    line = f"  from {source}: {Path(weights_dir).resolve()}" + (
+        f" ({', '.join(absent)} not installed: inference never reads them)" if absent else "")
+    if args.json:
+        print(json.dumps(report))
+    else:
+        lines = format_report(report).splitlines()
+        at = next((i + 1 for i, text in enumerate(lines) if text.startswith("weights ")), len(lines))
+        print("\n".join([*lines[:at], line, *lines[at:]]))
     if not report["ok"]:  # the report goes to stdout; what is broken also to stderr, on one line
         why = [report.get(part, {}).get("error", part) for part in report["problems"]]
         print(f"vmc-duel health: {'; '.join(' '.join(str(w).split()) for w in why)}", file=sys.stderr)
@@ -347,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_bench(sub)
     register_replay(sub)
     register_web(sub)
+    register_warmup(sub)
     for ep in entry_points(group="vmc_duel.commands"):
         ep.load()(sub)
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -100,7 +100,7 @@ def visible(screen: np.ndarray) -> np.ndarray:
     return inside.any(axis=-1)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")  # inlined into fill_polygon: one compile, not two
 def _wrap_int32(v: int) -> int:
     """C int arithmetic wraps at 32 bits; numba's int64 does not."""
     return ((v + 2147483648) & 0xFFFFFFFF) - 2147483648

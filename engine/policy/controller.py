@@ -72,11 +72,19 @@ def load_controller(path: Path, z_size: int, hidden: int,
 
 
 def display_path(path: Path) -> str:
-    """A file of the project as 'weights/controllerA.npz' (the same on every checkout), any other as given."""
-    from engine.world_model.manifest import WEIGHTS_DIR
+    """A file of the project as 'weights/controllerA.npz' (the same on every checkout and in an
+    installed wheel, whose weights are the package vmc_duel_weights), any other file of the
+    checkout relative to it, any other as given."""
+    from engine.world_model.manifest import WEIGHTS_DIR, checkout_root
 
+    resolved = Path(path).resolve()
     try:
-        return str(Path(path).resolve().relative_to(WEIGHTS_DIR.parent))
+        return str(Path("weights") / resolved.relative_to(WEIGHTS_DIR.resolve()))
+    except ValueError:
+        pass
+    root = checkout_root()
+    try:
+        return str(resolved.relative_to(root)) if root is not None else str(path)
     except ValueError:
         return str(path)
 
@@ -149,7 +157,7 @@ class ControllerInfo:
         return {**asdict(self), "origin": self.origin, "short": self.short, "label": self.label}
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")  # inlined into engine.policy.players.decide
 def policy_actions(W: np.ndarray, b: np.ndarray, z: np.ndarray, h: np.ndarray, out: np.ndarray) -> None:
     """W (P, 3, Z+H), b (P, 3), z (P, Z), h (P, H) -> out (P, 3) steer, gas, brake (in place)."""
     players, _, _ = W.shape

@@ -109,8 +109,9 @@ def _sigmoid(x: np.float32) -> np.float32:
 
 
 @numba.njit(cache=True, nogil=True)
-def _rows_times(x: np.ndarray, w: np.ndarray, out: np.ndarray, active: np.ndarray) -> None:
-    """out[p] += x[p] @ w for every player p with active[p]: x (P, K), w (K, M), out (P, M), float32.
+def _rows_times(x: np.ndarray, start: int, w: np.ndarray, out: np.ndarray, active: np.ndarray) -> None:
+    """out[p] += x[p, start : start + K] @ w for every player p with active[p]: x (P, >= start + K),
+    w (K, M), out (P, M), float32. (The column offset, not a slice of x: one compiled signature.)
 
     Four rows of w at a time are read once for all players (the weights are what the time
     goes on at a duel's batch); each player's sums run in the same order whatever the batch,
@@ -122,7 +123,7 @@ def _rows_times(x: np.ndarray, w: np.ndarray, out: np.ndarray, active: np.ndarra
         for p in range(x.shape[0]):
             if not active[p]:
                 continue
-            x0, x1, x2, x3 = x[p, k], x[p, k + 1], x[p, k + 2], x[p, k + 3]
+            x0, x1, x2, x3 = x[p, start + k], x[p, start + k + 1], x[p, start + k + 2], x[p, start + k + 3]
             o = out[p]
             for j in range(m):
                 o[j] += x0 * r0[j] + x1 * r1[j] + x2 * r2[j] + x3 * r3[j]
@@ -132,7 +133,7 @@ def _rows_times(x: np.ndarray, w: np.ndarray, out: np.ndarray, active: np.ndarra
         for p in range(x.shape[0]):
             if not active[p]:
                 continue
-            xk, o = x[p, k], out[p]
+            xk, o = x[p, start + k], out[p]
             for j in range(m):
                 o[j] += xk * r[j]
         k += 1
@@ -156,19 +157,25 @@ def imagine(z: np.ndarray, action: np.ndarray, h: np.ndarray, c: np.ndarray, W: 
     head = np.empty((players, heads), np.float32)
     pi = np.empty(gaussians, np.float32)
     steps = 0
+    # Element loops, not slice assignments: an array assigned to a slice makes numba compile its
+    # shape-mismatch message (string formatting), seconds of a cold start for a plain copy.
     for p in range(players):
         out[p] = zero
-        x[p, :nz] = z[p]
-        x[p, nz : nz + 3] = action[p]
-        x[p, nz + 3 :] = h[p]
-        cell[p] = c[p]
+        for j in range(nz):
+            x[p, j] = z[p, j]
+        for j in range(3):
+            x[p, nz + j] = action[p, j]
+        for j in range(hidden):
+            x[p, nz + 3 + j] = h[p, j]
+            cell[p, j] = c[p, j]
         steps = max(steps, horizon[p])
     for step in range(steps):
         active = horizon > step  # (P,) who still looks ahead
         # LSTM cell (PyTorch's gate order i, f, g, o): gates = [z, a, h] @ lstm_w + lstm_b
         for p in range(players):
-            gates[p] = lstm_b
-        _rows_times(x, lstm_w, gates, active)
+            for j in range(4 * hidden):
+                gates[p, j] = lstm_b[j]
+        _rows_times(x, np.int64(0), lstm_w, gates, active)  # int64, not Literal[int](0): one signature
         for p in range(players):
             if not active[p]:
                 continue
@@ -180,9 +187,10 @@ def imagine(z: np.ndarray, action: np.ndarray, h: np.ndarray, c: np.ndarray, W: 
                 o_g = _sigmoid(g[3 * hidden + j])
                 cp[j] = f_g * cp[j] + i_g * g_g
                 xp[nz + 3 + j] = o_g * _tanh(cp[j])  # the new h, in place: the next step's input
-            head[p] = heads_b
+            for j in range(heads):
+                head[p, j] = heads_b[j]
         # heads on the new h: K logits and K means per dimension, and the off-track logit
-        _rows_times(x[:, nz + 3 :], heads_w, head, active)
+        _rows_times(x, nz + 3, heads_w, head, active)
         for p in range(players):
             if not active[p]:
                 continue

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-BOUNDS_PATH = Path(__file__).resolve().parents[2] / "configs" / "bounds.yaml"
+from engine.world_model.manifest import locate_configs
+
+BOUNDS_PATH = locate_configs()[0] / "bounds.yaml"  # the checkout's configs/ or the installed package's
 SPEC_KEYS = {"type", "min", "max", "default", "step", "meaning"}
 INVARIANTS = {  # name -> (type, min, max)
     "min_throttle": (float, 0.0, 1.0),

@@ -36,7 +36,13 @@ def decide(rows, z, log_pi, mu, sigma, off_now, slip, wet, W, b, W32, b32, knobs
     float32: the world model's outputs for them; slip, wet (n,). W, b, W32, b32, knobs (P, ...),
     h, c (P, H) float32 (already stepped), prev (P, 3) last actions, hold (P,) int64: every
     player's. Writes policy, risk (n,), actions (n, 3), weights (n, 4), mean (n, Z) float32,
-    and hold[rows]."""
+    and hold[rows]; returns True.
+
+    With lstm_w None (and lstm_b, heads_w, heads_b None) numba compiles this without the
+    imagined rollout (a second signature, compiled on first use): nobody looks ahead at the
+    default knobs, and the rollout is most of a cold start's compile time. Then, if some
+    player does look ahead, it returns False before changing any state (hold is written last):
+    call it again with the lookahead's weights."""
     n = len(rows)
     Wr, br, kr, hr = W[rows], b[rows], knobs[rows], h[rows]
     policy_actions(Wr, br, z, hr, policy)
@@ -44,20 +50,33 @@ def decide(rows, z, log_pi, mu, sigma, off_now, slip, wet, W, b, W32, b32, knobs
     mixture_stats(log_pi, mu, sigma, mean, spread)
     spread_risk(spread, lo, hi, risk)
     horizon = np.empty(n, np.int64)
+    looking = 0
     for k in range(n):
         horizon[k] = np.int64(kr[k, HORIZON])
-    ahead = np.flatnonzero(horizon >= 1)
-    if len(ahead):
-        sub = rows[ahead]
-        off_max = np.empty(len(ahead), np.float32)
-        imagine(mean[ahead], policy[ahead].astype(np.float32), h[sub], c[sub], W32[sub], b32[sub], horizon[ahead],
-                lstm_w, lstm_b, heads_w, heads_b, gaussians, off_max)  # fmt: skip
-        for j in range(len(ahead)):
-            k = ahead[j]
-            risk[k] = (1.0 - np.float64(off_now[k])) * np.float64(off_max[j])
+        if horizon[k] >= 1:
+            looking += 1
+    if looking:
+        if lstm_w is None:
+            return False
+        else:
+            ahead = np.empty(looking, np.int64)
+            j = 0
+            for k in range(n):
+                if horizon[k] >= 1:
+                    ahead[j] = k
+                    j += 1
+            sub = rows[ahead]
+            off_max = np.empty(looking, np.float32)
+            imagine(mean[ahead], policy[ahead].astype(np.float32), h[sub], c[sub], W32[sub], b32[sub], horizon[ahead],
+                    lstm_w, lstm_b, heads_w, heads_b, gaussians, off_max)  # fmt: skip
+            for j in range(looking):
+                k = ahead[j]
+                risk[k] = (1.0 - np.float64(off_now[k])) * np.float64(off_max[j])
     hr_hold = hold[rows]
     apply_knobs(policy, prev[rows], risk, slip, wet, kr, invariants, hr_hold, actions, weights)
-    hold[rows] = hr_hold
+    for k in range(n):  # a loop, not hold[rows] = hr_hold: see engine.policy.imagine's copies
+        hold[rows[k]] = hr_hold[k]
+    return True
 
 
 def invariants_array(bounds: Bounds) -> np.ndarray:
@@ -132,6 +151,7 @@ class Players:
         self.z = np.zeros((n, z), np.float32)  # (P, Z) the VAE's latent of the last frame
         self._everyone = np.arange(n, dtype=np.int64)
         self.fused = self.imagination is not None  # decide in one numba call (False: kernel by kernel)
+        self._looked_ahead = False  # some player has looked ahead: decide with the rollout compiled in
 
     def set_controllers(self, W: np.ndarray, b: np.ndarray) -> None:
         """Replace every player's controller (a new CMA-ES generation)."""
@@ -160,10 +180,16 @@ class Players:
         slip, wet = np.asarray(slip, np.float64), np.asarray(wet, np.float64)
         if self.fused:  # the CPU: one numba call
             im = self.imagination
-            decide(rows, out["z"], out["mdn_log_pi"], out["mdn_mu"], out["mdn_sigma"], out["off_track_prob"], slip, wet,
-                   self.W, self.b, self.W32, self.b32, self.knobs, self.invariants, self.world.h, self.world.c,
-                   self.spread_lo, self.spread_hi, im.lstm_w, im.lstm_b, im.heads_w, im.heads_b, im.gaussians,
-                   self.actions, self.hold, policy, risk, actions, weights, mean)  # fmt: skip
+            rollout = (im.lstm_w, im.lstm_b, im.heads_w, im.heads_b)
+            # Without the rollout compiled in until a player looks ahead (then decide returns False and
+            # runs again with it); from then on always with it (it also serves those who don't look ahead).
+            for lk in (rollout,) if self._looked_ahead else ((None,) * 4, rollout):
+                self._looked_ahead = lk is rollout
+                if decide(rows, out["z"], out["mdn_log_pi"], out["mdn_mu"], out["mdn_sigma"], out["off_track_prob"],
+                          slip, wet, self.W, self.b, self.W32, self.b32, self.knobs, self.invariants, self.world.h,
+                          self.world.c, self.spread_lo, self.spread_hi, *lk, im.gaussians, self.actions, self.hold,
+                          policy, risk, actions, weights, mean):  # fmt: skip
+                    break
         else:
             self._decide_steps(rows, out, slip, wet, policy, risk, actions, weights, mean)
         self.z[rows], self.policy[rows], self.risk[rows] = out["z"], policy, risk

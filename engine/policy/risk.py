@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")  # inlined into engine.policy.players.decide
 def mixture_stats(log_pi: np.ndarray, mu: np.ndarray, sigma: np.ndarray, mean: np.ndarray, spread: np.ndarray) -> None:
     """log_pi, mu, sigma (P, Z, K) -> mean (P, Z) and spread (P,) (in place).
 
@@ -37,7 +37,7 @@ def mixture_stats(log_pi: np.ndarray, mu: np.ndarray, sigma: np.ndarray, mean: n
         spread[p] = total / dims
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")  # inlined into engine.policy.players.decide
 def spread_risk(spread: np.ndarray, lo: float, hi: float, out: np.ndarray) -> None:
     """spread (P,) -> risk (P,) in [0, 1]: 0 at `lo`, 1 at `hi`, linear between."""
     for p in range(spread.shape[0]):

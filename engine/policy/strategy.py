@@ -39,24 +39,35 @@ STRAIGHT_STEER = 0.3  # |steer| where the straight logit crosses 0
 STRAIGHT_SHARPNESS = 6.0  # straight logit per unit of steer below STRAIGHT_STEER
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def regime_weights(steer: float, slip: float, wet: float, knobs: np.ndarray, out: np.ndarray) -> None:
-    """Softmax gate over REGIMES for one player into out (4,)."""
-    logits = np.empty(4)
-    logits[0] = 0.0
-    logits[1] = STRAIGHT_SHARPNESS * (STRAIGHT_STEER - abs(steer)) + knobs[BIAS_STRAIGHT]
-    logits[2] = DRIFT_SHARPNESS * (abs(slip) - DRIFT_SLIP) + knobs[BIAS_DRIFT]
-    logits[3] = 4.0 * wet - 2.0 + knobs[BIAS_RAIN]
-    m = logits.max()
+    """Softmax gate over REGIMES for one player into out (4,).
+
+    Scalars, not a logits array and its .max(): no allocation per player, and numba inlines
+    it into apply_knobs (a cold start compiles it once, not twice); the same numbers (the
+    neutral logit is 0.0; with a NaN logit every weight is NaN either way)."""
+    s = STRAIGHT_SHARPNESS * (STRAIGHT_STEER - abs(steer)) + knobs[BIAS_STRAIGHT]
+    d = DRIFT_SHARPNESS * (abs(slip) - DRIFT_SLIP) + knobs[BIAS_DRIFT]
+    r = 4.0 * wet - 2.0 + knobs[BIAS_RAIN]
+    m = 0.0
+    if s > m:
+        m = s
+    if d > m:
+        m = d
+    if r > m:
+        m = r
+    out[0] = np.exp(0.0 - m)
+    out[1] = np.exp(s - m)
+    out[2] = np.exp(d - m)
+    out[3] = np.exp(r - m)
     total = 0.0
     for i in range(4):
-        out[i] = np.exp(logits[i] - m)
         total += out[i]
     for i in range(4):
         out[i] /= total
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")  # inlined into engine.policy.players.decide
 def apply_knobs(
     policy: np.ndarray,  # (P, 3) the controller's actions
     prev: np.ndarray,  # (P, 3) last step's final actions
