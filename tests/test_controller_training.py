@@ -268,3 +268,11 @@ def test_weave_penalty_takes_the_weave_off_the_fitness(tmp_path):
     assert 0 < row["weave_mean"] < 25
     assert row["fitness_mean"] == pytest.approx(row["reward_mean"] - 5.0 * row["off_track_s_mean"]
                                                 - 2.0 * row["weave_mean"])  # fmt: skip
+
+
+def test_a_run_all_in_rain_is_evaluated_in_rain(tmp_path):
+    """No car of the generation drives in clear weather: the mean is evaluated in rain, on the wet-track sets'
+    evaluation tracks (900100 on), not on an empty set."""
+    run = train_controller(tiny(tmp_path, rain_fraction=1.0))
+    with np.load(run / "best.npz", allow_pickle=False) as best:
+        assert best["eval_tracks"].item() == "900100-900101" and np.isfinite(best["eval_mean"])

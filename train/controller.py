@@ -406,8 +406,11 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
     weathers = [pool_weather if r >= cfg.rollouts - n_hard else "rain" if r < n_rain else "clear"
                 for _ in range(cfg.population) for r in range(cfg.rollouts)]  # fmt: skip
     wet = np.array([w == "rain" for w in weathers], dtype=np.float64)
-    eval_idx = np.flatnonzero(wet == 0)[: cfg.eval_tracks]
-    eval_seeds = [EVAL_SEED_START + k for k in range(len(eval_idx))]
+    # The mean drives the evaluation tracks in clear weather on cars that train in it; a run all in rain has
+    # none, and is evaluated in rain on the wet-track sets' evaluation tracks (as ship --weather rain does).
+    clear = np.flatnonzero(wet == 0)
+    eval_idx = (clear if len(clear) else np.flatnonzero(wet == 1))[: cfg.eval_tracks]
+    eval_seeds = [(EVAL_SEED_START if len(clear) else RAIN_EVAL_SEED_START) + k for k in range(len(eval_idx))]
     console.print(f"controller {cfg.name}: {cfg.population} candidates x {cfg.rollouts} tracks = {n} cars per "
                   f"generation ({n_rain} of each candidate's fresh tracks in rain, {n_hard} from a pool of {len(pool)} "
                   f"hard tracks in {pool_weather}), {len(search.x0)} parameters ({cfg.subspace}), "
