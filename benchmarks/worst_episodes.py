@@ -18,7 +18,8 @@ new tile), the speed, steering, gas and off-road trace of the whole episode, and
   mean speed, how often the gas sits at the invariant's floor and the steering reversals per
   second (a weaving car scrubs speed).
 
-A summary JSON lists every episode with its numbers. Needs matplotlib (the train extra).
+A summary JSON lists every episode with its numbers, each with its weave (steering reversals a
+second, as the tournament reports it) and mean speed. Needs matplotlib (the train extra).
 """
 
 from __future__ import annotations
@@ -74,6 +75,13 @@ def longest_run(mask: np.ndarray) -> tuple[int, int]:
     return best
 
 
+def weave(steer: np.ndarray) -> float:
+    """Steering reversals a second over `steer` (T,): sign changes beyond the dead band, as the duel counts them
+    (engine.race.duel.PlayerTelemetry.weave, the tournament's figure)."""
+    beyond = steer[np.abs(steer) > STEER_DEAD_BAND]
+    return np.count_nonzero(np.diff(np.sign(beyond)) != 0) / (len(steer) / FPS) if len(steer) else 0.0
+
+
 def diagnose(rec: dict[str, np.ndarray]) -> dict:
     """The moment it went wrong and a label (see the module docstring)."""
     off_start, off_len = longest_run(rec["off_now"])
@@ -99,12 +107,10 @@ def diagnose(rec: dict[str, np.ndarray]) -> dict:
                 "speed_during": float(during.mean())}  # fmt: skip
     start = min(2 * FPS, len(rec["speed"]) - 1)  # past the standing start
     moment = start + int(np.argmin(rec["speed"][start:]))
-    steer = rec["steer"]
-    reversals = np.count_nonzero(np.diff(np.sign(steer[np.abs(steer) > STEER_DEAD_BAND])) != 0)  # as the duel counts
     return {"moment": moment, "label": "slow", "speed_mean": float(rec["speed"].mean()),
             "slowest_speed": float(rec["speed"][moment]), "gas_mean": float(rec["gas"].mean()),
             "gas_at_floor": float(np.mean(rec["gas"] <= GAS_FLOOR)),
-            "steer_reversals_per_s": reversals / (len(steer) / FPS)}  # fmt: skip
+            "steer_reversals_per_s": weave(rec["steer"])}  # fmt: skip
 
 
 def plot(rec: dict[str, np.ndarray], info: dict, title: str, path: Path) -> None:
@@ -160,9 +166,11 @@ def main(argv: list[str] | None = None) -> dict:
                  f"{info['label']}")
         png = out / f"track_{r['seed']}.png"
         plot(rec, info, title, png)
+        how = {"weave": weave(rec["steer"]), "mean_speed": float(rec["speed"].mean())}  # every episode, any label
         episodes.append({"seed": r["seed"], "reward": reward, "tournament_reward": r[f"{args.player}_reward"],
-                         "steps": len(rec["frames"]), **info, "png": str(png)})  # fmt: skip
-        print(f"track {r['seed']}: {reward:7.1f}  {info['label']} at step {info['moment']}  ({png})", flush=True)
+                         "steps": len(rec["frames"]), **how, **info, "png": str(png)})  # fmt: skip
+        print(f"track {r['seed']}: {reward:7.1f}  {info['label']} at step {info['moment']}, weave "
+              f"{how['weave']:.1f}/s, mean speed {how['mean_speed']:.1f} m/s  ({png})", flush=True)
     result = {"player": args.player, "tournament": str(args.tournament), "renderer": summary["renderer"],
               "weather": summary["weather"], "episodes": episodes}  # fmt: skip
     (out / "worst.json").write_text(json.dumps(result, indent=1) + "\n")
