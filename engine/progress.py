@@ -40,6 +40,11 @@ def listen(listener: Listener | None) -> Listener | None:
     return previous
 
 
+def listening() -> bool:
+    """Somebody listens: a hot loop computes a point's details only then."""
+    return _listener is not None
+
+
 def point(name: str, **details) -> None:
     """Report that the work has reached point `name` (see the module's list); the listener, if any,
     runs now and may block (a test holding the work at this point)."""
@@ -69,4 +74,4 @@ def stop_at(spec: str) -> None:
     listen(stop)
 
 
-__all__ = ["STOP_AT", "Listener", "listen", "point", "stop_at"]
+__all__ = ["STOP_AT", "Listener", "listen", "listening", "point", "stop_at"]

@@ -52,7 +52,7 @@ from engine.files import atomic_path, save_figure, write_atomic  # noqa: E402
 from engine.policy.controller import load_controller  # noqa: E402
 from engine.policy.knobs import Knobs, load_bounds  # noqa: E402
 from engine.policy.players import Players, invariants_array  # noqa: E402
-from engine.progress import point  # noqa: E402
+from engine.progress import listening, point  # noqa: E402
 from engine.race.duel import FPS, STEER_DEAD_BAND  # noqa: E402
 from engine.world_model.manifest import file_sha256, load_manifest  # noqa: E402
 from train.config import TrainControllerConfig, from_args, from_yaml  # noqa: E402
@@ -169,7 +169,8 @@ def rollout(players: Players, vec: VecRaceEnv, seeds: list[int], indices: np.nda
             vec.end(envs[cut])
         active[envs] = live & ~res.done & ~cut
         slip[envs] = res.info["slip"]
-        point("cma:step", step=int(steps.max()))
+        if listening():  # every step of every car: the details only for a listener
+            point("cma:step", step=int(steps.max()))
 
     if vec.workers >= 2:
         vec.run_pipelined(decide, record)

@@ -31,7 +31,7 @@ from engine.policy.controller import ControllerInfo
 from engine.policy.knobs import Knobs, load_bounds
 from engine.policy.players import Players, invariants_array, load_controllers
 from engine.policy.strategy import REGIMES
-from engine.progress import point
+from engine.progress import listening, point
 from engine.race.lanes import LANES, LanePair, LaneSpec
 from engine.race.race_log import RaceLog, provenance
 from engine.world_model.manifest import WEIGHTS_DIR
@@ -274,7 +274,8 @@ class Duel:
         self._record(actions, res, range(2 * self.duels))
         if self.finished:
             self.running = False
-        point("duel:step", step=max(t.step for t in self.telemetry))
+        if listening():  # the per-step loop: the details only for a listener
+            point("duel:step", step=max(t.step for t in self.telemetry))
         return self.telemetry
 
     def _record(self, actions: np.ndarray, res: StepResult, players: range) -> None:
