@@ -70,9 +70,9 @@ def engine_stacks(device: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, dic
             name = f"engine_{r}" + ("" if lanes == 1 else "_2lanes")
             stacks[name] = {"renderer": r, "lanes": lanes, "precision": precision_for(device)}
     from engine.world_model.manifest import load_manifest
-    from engine.world_model.runtime import int8_passed_gate
+    from engine.world_model.runtime import int8_is_cpu_default
 
-    if device == "cpu" and int8_passed_gate(load_manifest(weights_dir, verify=False)):
+    if device == "cpu" and int8_is_cpu_default(load_manifest(weights_dir, verify=False), weights_dir):
         stacks["engine_fast_2lanes_int8"] = {"renderer": "fast", "lanes": 2, "precision": "int8"}
     return stacks
 LOOKAHEAD = {"lookahead_horizon": 10, "risk_aversion": 0.5}  # both players' knobs

@@ -78,14 +78,11 @@ def check(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
         report["session_provider"] = f"none ({type(e).__name__})"
     try:
         manifest = load_manifest(weights_dir)
-        from engine.world_model.runtime import int8_passed_gate
+        from engine.world_model.int8_kind import int8_verdict
 
-        gate = manifest["files"].get("world_model.int8.onnx", {}).get("gate")
-        report["precision_auto_cpu"] = {
-            "precision": "int8" if int8_passed_gate(manifest) else "fp32",
-            "why": "no int8 driving gate in the manifest (vmc-duel export --int8-only)" if gate is None else
-            f"int8 {'passed' if gate['passed'] else 'failed'} its driving gate on tracks {gate['tracks']}",
-        }  # fmt: skip
+        verdict = int8_verdict(manifest, weights_dir)
+        report["precision_auto_cpu"] = {"precision": "int8" if verdict.use else "fp32", "why": verdict.why,
+                                        "cpu_kind": verdict.kind, "z_err_over_spread": verdict.z_err_over_spread}
         on_cpu = report["session_provider"] == "CPUExecutionProvider"
         report["lookahead"] = ("numba on the CPU (engine.policy.imagine, lookahead.npz)"
                                if on_cpu and "lookahead.npz" in manifest["files"]

@@ -22,6 +22,7 @@ import onnxruntime as ort
 import torch
 
 from engine.world_model.frames import model_input
+from engine.world_model.int8_kind import CHECK_FILE
 from export.graphs import DECODER_IO, DREAM_IO, WORLD_MODEL_IO, Decoder, DreamStep, WorldModelStep
 from train.checkpoint import torch_load
 from train.models import MDNRNN, VAE, MDNRNNConfig, VAEConfig
@@ -216,6 +217,7 @@ def requantise_int8(out: Path, gate_tracks: int = 20, calibration_steps: int = 4
     error = var.compare(out / "world_model.onnx", tmp, check)
     var.check_error(tmp, error)
     tmp.replace(path)
+    manifest["files"][CHECK_FILE] = var.save_check_frames(out, check)
     manifest["files"][path.name] = {
         "sha256": sha256(path), "opset": OPSET, "precision": "int8", "variant_of": "world_model.onnx",
         **error, **io_spec(path), "quantised_ops": var.INT8_OPS, "reduce_range": True,
@@ -311,6 +313,7 @@ def export_all(
         var.make_fp16(vae, rnn, out / "world_model.fp16.onnx")
         for precision in ("int8", "fp16"):
             files[f"world_model.{precision}.onnx"] = variant_entry(fp32, precision, check)
+        files[CHECK_FILE] = var.save_check_frames(out, check)
         files["world_model.int8.onnx"]["calibration"] = {
             "tracks": list(var.CALIBRATION_SEEDS), "observations": int(len(calibration)),
             "policy": "train.collect.ClumsyDriver",

@@ -101,6 +101,23 @@ def on_policy_observations(weights: Path, seeds: tuple[int, ...], steps: int, ev
     return np.concatenate(frames)
 
 
+def save_check_frames(out: Path, check: np.ndarray) -> dict:
+    """Ship the check observations (N, 96, 96, 3) uint8 as `out`/int8_check.npz, so that the runtime
+    can measure int8's z error on a CPU kind the gate did not run on (engine.world_model.int8_kind);
+    returns its manifest entry."""
+    import hashlib
+
+    from engine.files import atomic_path
+    from engine.world_model.int8_kind import CHECK_FILE
+
+    path = Path(out) / CHECK_FILE
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, frames=np.ascontiguousarray(check, dtype=np.uint8))
+    return {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "frames": int(len(check)),
+            "tracks": [CHECK_SEED], "policy": "train.collect.ClumsyDriver, exact renderer",
+            "purpose": "int8's z error against fp32 on a CPU kind its driving gate did not run on"}  # fmt: skip
+
+
 def make_int8(fp32: Path, out: Path, calibration: np.ndarray) -> None:
     quantize_static(
         str(fp32), str(out), _Reader(calibration), quant_format=QuantFormat.QDQ, per_channel=True,

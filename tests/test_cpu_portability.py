@@ -113,3 +113,31 @@ def test_the_shipped_int8_model_is_within_its_bound_on_an_avx2_cpu(tmp_path):
     assert native <= MAX_Z_ERR_OVER_SPREAD and emulated <= MAX_Z_ERR_OVER_SPREAD
     # Without saturation the two kernels differ only by rounding: a few percent of the error itself.
     assert abs(native - emulated) <= 0.25 * native, (native, emulated)
+
+
+INT8_VERDICT = """
+import json, os
+os.environ["VMC_DUEL_CACHE"] = "__CACHE__"
+from engine.world_model.int8_kind import int8_verdict
+from engine.world_model.manifest import WEIGHTS_DIR, load_manifest
+from engine.world_model.runtime import WorldModel
+v = int8_verdict(load_manifest(WEIGHTS_DIR), WEIGHTS_DIR)
+print(json.dumps({"use": v.use, "kind": v.kind, "why": v.why, "z_err_over_spread": v.z_err_over_spread,
+                  "auto": WorldModel(1, device="cpu").precision}))
+"""
+
+
+@needs_qemu
+def test_int8_is_the_default_on_an_avx2_cpu_only_as_measured_there(tmp_path):
+    """The shipped int8 model passed its driving gate on an AVX-512 VNNI CPU. On an AVX2-only CPU
+    (no VNNI) the runtime measures its z error there before it makes int8 the default."""
+    from engine.world_model.int8_kind import gate_kind
+    from engine.world_model.manifest import load_manifest
+
+    entry = load_manifest(Path("weights"), verify=False)["files"]["world_model.int8.onnx"]
+    assert gate_kind(entry) != "x86_64 AVX2 (no VNNI)", "the gate ran on an AVX2 CPU: this test checks nothing"
+    got = run_python(INT8_VERDICT.replace("__CACHE__", str(tmp_path)), cpu=AVX2_CPU)
+    assert got["kind"] == "x86_64 AVX2 (no VNNI)" and got["z_err_over_spread"] is not None
+    assert got["use"] and got["auto"] == "int8", got["why"]
+    assert abs(got["z_err_over_spread"] - entry["z_err_over_spread"]) <= 0.25 * entry["z_err_over_spread"], got
+    assert len(list((tmp_path / "int8").iterdir())) == 1  # measured once, kept for the next start

@@ -24,6 +24,7 @@ def test_requantise_checks_races_and_records_the_gate(tmp_path):
     manifest = load_manifest(copy)  # the new file's sha256 is recorded
     assert manifest["files"]["world_model.int8.onnx"] == meta
     assert meta["quantised_ops"] == INT8_OPS and meta["reduce_range"] is True
+    assert manifest["files"]["int8_check.npz"]["frames"] == 64  # what another CPU kind is checked on
     assert meta["calibration"]["observations"] == 4 * 2 * 10  # 4 tracks x 2 cars x every 4th of 40 steps
     gate = meta["gate"]
     assert gate["tracks"] == "900000-900000" and gate["tolerance"] == GATE_TOLERANCE

@@ -88,21 +88,52 @@ def test_precision_variants_agree_with_fp32():
 
 
 
-def test_auto_precision_on_cpu_is_int8_only_when_it_passed_the_driving_gate(tmp_path):
+def test_auto_precision_on_cpu_is_int8_only_where_it_passed_on_this_cpu_kind(tmp_path, monkeypatch):
     import json
 
+    from engine.hardware import hardware_info
+    from engine.world_model.int8_kind import CHECK_FILE, KIND_MARGIN, cpu_kind, int8_verdict
+
+    monkeypatch.setenv("VMC_DUEL_CACHE", str(tmp_path / "cache"))  # the verdicts measured here go there
     copy = tmp_path / "weights"
-    shutil.copytree(WEIGHTS_DIR, copy, ignore=shutil.ignore_patterns("cma", "*.png", "*.csv"))
+    shutil.copytree(WEIGHTS_DIR, copy, ignore=shutil.ignore_patterns("cma", "init", "*.png", "*.csv"))
     manifest = json.loads((copy / "manifest.json").read_text())
     int8 = manifest["files"]["world_model.int8.onnx"]
-    for gate, expected in ((None, "fp32"), ({"passed": False}, "fp32"), ({"passed": True}, "int8")):
-        if gate is None:
-            int8.pop("gate", None)
-        else:
-            int8["gate"] = gate
+    shipped_err = int8["z_err_over_spread"]
+
+    def auto(**gate) -> str:
+        int8["gate"] = gate
         (copy / "manifest.json").write_text(json.dumps(manifest))
-        assert WorldModel(1, device="cpu", weights_dir=copy).precision == expected
         assert WorldModel(1, device="cpu", precision="fp32", weights_dir=copy).precision == "fp32"
+        return WorldModel(1, device="cpu", weights_dir=copy).precision
+
+    here = {k: hardware_info()[k] for k in ("arch", "vector_isa")}
+    other = {"arch": "x86_64", "vector_isa": "some other ISA"}
+    assert auto(passed=False, hardware=here) == "fp32"
+    # Gated on this CPU's kind: int8, and nothing is measured.
+    assert auto(passed=True, hardware=here) == "int8"
+    assert int8_verdict(manifest, copy).why == f"passed its driving gate on this CPU kind ({cpu_kind()})"
+    assert not (tmp_path / "cache").exists()
+    # Gated on another kind: measured here, on the shipped check frames, and kept.
+    assert auto(passed=True, hardware=other) == "int8"
+    verdict = int8_verdict(manifest, copy)
+    assert verdict.use and verdict.kind == cpu_kind() and "within" in verdict.why
+    assert verdict.z_err_over_spread <= KIND_MARGIN * shipped_err
+    (kept,) = (tmp_path / "cache" / "int8").iterdir()
+    assert json.loads(kept.read_text())["z_err_over_spread"] == verdict.z_err_over_spread
+    # The kept figure is what decides next time (a saturating CPU would have measured this much).
+    kept.write_text(json.dumps({"z_err_over_spread": 0.78}))
+    assert auto(passed=True, hardware=other) == "fp32"
+    assert "78.00% of z's spread, over" in int8_verdict(manifest, copy).why
+    # Weights without the check frames cannot be checked on another kind: fp32, saying why.
+    kept.unlink()
+    (copy / CHECK_FILE).unlink()
+    del manifest["files"][CHECK_FILE]
+    assert auto(passed=True, hardware=other) == "fp32"
+    assert CHECK_FILE in int8_verdict(manifest, copy).why
+    del int8["gate"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert WorldModel(1, device="cpu", weights_dir=copy).precision == "fp32"
 
 
 def test_shipped_int8_keeps_the_recurrent_part_in_float_and_tracks_fp32_over_a_drive():

@@ -73,9 +73,13 @@ def check_provider(sess: ort.InferenceSession, asked: list, device: str, path: P
     warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
-def int8_passed_gate(manifest: dict) -> bool:
-    """Whether the manifest's int8 variant drove as well as fp32 (`vmc-duel export --int8-only`)."""
-    return bool(manifest["files"].get("world_model.int8.onnx", {}).get("gate", {}).get("passed", False))
+def int8_is_cpu_default(manifest: dict, weights_dir: Path = WEIGHTS_DIR) -> bool:
+    """Whether `precision="auto"` takes int8 on this CPU: the variant passed its driving gate
+    (`vmc-duel export --int8-only`) on this CPU kind, or measures as close to fp32 here as where
+    it passed (engine.world_model.int8_kind)."""
+    from engine.world_model.int8_kind import int8_verdict
+
+    return int8_verdict(manifest, weights_dir).use
 
 
 class WorldModel:
@@ -85,7 +89,7 @@ class WorldModel:
         players: batch size B.
         device: auto, cpu or cuda.
         precision: fp32, int8 or fp16 variant of world_model.onnx; auto = fp16 on CUDA; on CPU
-            int8 when the manifest records that it passed the driving gate, else fp32.
+            int8 where it passed its driving gate on this CPU kind (engine.world_model.int8_kind), else fp32.
         weights_dir: where manifest.json and the graphs are (checked against their sha256).
         io_binding: bind inputs and outputs to preallocated buffers once, so a full-batch
             step allocates nothing (None: on CUDA, and on the CPU up to IO_BINDING_CPU_BATCH
@@ -105,7 +109,7 @@ class WorldModel:
         providers = providers_for(device)
         on_cuda = providers[0] != "CPUExecutionProvider"
         if precision == "auto":
-            precision = "fp16" if on_cuda else "int8" if int8_passed_gate(self.manifest) else "fp32"
+            precision = "fp16" if on_cuda else "int8" if int8_is_cpu_default(self.manifest, weights_dir) else "fp32"
         name = "world_model.onnx" if precision == "fp32" else f"world_model.{precision}.onnx"
         if name not in self.manifest["files"]:
             raise WeightsError(f"{Path(weights_dir) / name}: the {precision} variant is not in the manifest")
