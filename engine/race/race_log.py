@@ -42,7 +42,11 @@ def provenance(weights_dir: Path, controllers: list[Path]) -> dict[str, Any]:
     for name, path in zip(("controller A", "controller B"), controllers):
         weights[name] = file_sha256(Path(path))
     hw = hardware_info()
-    versions = {name: package_version(name) for name in ("vmc-duel", "numpy", "numba", "gymnasium", "box2d")}
+    from engine.health import box2d_distribution
+
+    versions = {name: package_version(name) for name in ("vmc-duel", "numpy", "numba", "gymnasium")}
+    box2d, box2d_version = box2d_distribution()  # box2d, or box2d-py where box2d has no wheel (aarch64)
+    versions[box2d] = box2d_version
     versions["onnxruntime"] = hw["onnxruntime"]
     return {"weights": weights, "versions": versions,
             "machine": {"cpu": hw["cpu"], "arch": hw["arch"], "vector_isa": hw["vector_isa"]}}  # fmt: skip
