@@ -5,8 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 BASE := $(VENV)/.installed-base
 DEV := $(VENV)/.installed-dev
+DOCS := $(VENV)/.installed-docs
 
-.PHONY: duel test lint bench clean
+.PHONY: duel test lint bench docs clean
 
 $(BASE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +16,13 @@ $(BASE): pyproject.toml
 	touch $@
 
 $(DEV): $(BASE)
-	$(BIN)/python -m pip install --quiet -e ".[dev,train,cluster]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,train,cluster,docs]"
 	touch $@
 
 duel: $(BASE)  ## watch a duel in the terminal app
 	$(BIN)/vmc-duel
 
-test: $(DEV)  ## lint and run the whole test suite
+test: $(DEV)  ## lint and run the whole test suite (tests/test_docs.py builds the docs site with --strict)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -30,6 +31,13 @@ lint: $(DEV)
 
 bench: $(DEV)  ## stock vs exact vs fast renderer, and vectorised throughput
 	$(BIN)/python benchmarks/bench_env.py
+
+$(DOCS): $(BASE)
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $@
+
+docs: $(DOCS)  ## the documentation site, strictly: build/site/index.html
+	$(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

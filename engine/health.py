@@ -3,7 +3,7 @@
 Like the original design's GET /health: the environment steps, onnxruntime's providers,
 and every shipped file's sha256 against weights/manifest.json (placeholders flagged); and
 the CPU's vector extensions with onnxruntime's version (engine.hardware), which decide
-whether a race recorded elsewhere replays here bit for bit (README: Determinism).
+whether a race recorded elsewhere replays here bit for bit (docs/determinism.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What holds on every CPU, and what is reported so that figures are read with their hardware.
 
-The README's determinism contract ("Determinism"): on one machine with the same library
+The determinism contract (docs/determinism.md): on one machine with the same library
 versions a race is bit-identical; across CPU instruction sets the model's floats differ in
 the last bits and model-driven races may diverge; the simulator, the renderers and the
 scripted autopilot do not depend on the CPU. The emulated-CPU tests check the latter on an

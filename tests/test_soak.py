@@ -1,6 +1,6 @@
 """The soak's short version (200 duels): the real script, its leak checks and its outputs.
 
-The full soak (10,000 duels, README "Reliability") runs apart from the suite; this one keeps the checks
+The full soak (10,000 duels, docs/reliability.md) runs apart from the suite; this one keeps the checks
 themselves honest on every commit: RSS within 5% of the baseline sample, no file descriptor, thread, worker
 process or shared-memory segment more at the end than at the baseline.
 """

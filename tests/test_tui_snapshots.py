@@ -7,7 +7,7 @@ The screens must be the same on every CPU, so the races drawn here are steered b
 scripted autopilot (`driver="autopilot"`): the frames, rewards and winner then come from
 the simulator and the renderer alone. A model-driven race is not used for snapshots:
 onnxruntime's kernels differ in the last float bits between AVX2, AVX-512 and ARM, and a
-closed-loop race grows that into another line (README: Determinism). What the model
+closed-loop race grows that into another line (docs/determinism.md). What the model
 drive promises, the same screen twice on one machine, is tested below without a file.
 """
 

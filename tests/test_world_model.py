@@ -213,7 +213,7 @@ def test_export_of_the_trained_run(run, tmp_path):
 SHIPPED = Path(__file__).resolve().parents[1] / "weights"
 
 
-@pytest.mark.skipif(not (SHIPPED / "manifest.json").exists(), reason="no world model shipped yet (issue 3)")
+@pytest.mark.skipif(not (SHIPPED / "manifest.json").exists(), reason="no world model shipped in weights/")
 def test_shipped_onnx_matches_shipped_torch_on_real_frames():
     from export.graphs import WorldModelStep
     from export.onnx_export import load_state

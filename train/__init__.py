@@ -1,1 +1,2 @@
-"""Data collection and training (issues 3 and 5). The only place, with `export`, that imports torch."""
+"""Data collection and training of the world model (VAE, MDN-RNN) and the controllers (CMA-ES).
+The only place, with `export`, that imports torch."""

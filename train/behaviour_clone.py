@@ -1,19 +1,19 @@
-"""PLACEHOLDER controllers A and B until CMA-ES training lands (issue 5).
+"""Behaviour clones of the scripted autopilot: where the CMA-ES searches of controllers A and B start.
 
-    python -m train.placeholder_controllers [--weights weights] [--tracks 4] [--force]
+    python -m train.behaviour_clone [--weights weights] [--out weights/init] [--tracks 4] [--force]
 
-Each is a linear behaviour clone of the scripted autopilot in one style (A races hard,
-B drives carefully): drive the autopilot, record the world model's [z, h] at every step
-through the shipped world_model.onnx, and fit W, b by ridge regression on the
-autopilot's actions mapped back through World Models' action mapping. They are written
-with `placeholder = True` in the .npz and in weights/manifest.json, with the reward they
-scored on held-out tracks, so nothing mistakes them for trained controllers.
+Each is a linear controller cloned from the autopilot in one style (A races hard, B drives
+carefully): drive the autopilot, record the world model's [z, h] at every step through the
+shipped world_model.onnx, and fit W, b by ridge regression on the autopilot's actions mapped
+back through World Models' action mapping. They are written to OUT/controllerA_clone.npz and
+OUT/controllerB_clone.npz (what configs/controller_A.yaml and controller_B.yaml start from)
+with `placeholder = True` and the reward they scored on held-out tracks, so nothing mistakes
+them for trained controllers. The shipped ones: `--tracks 10`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,6 @@ import numpy as np
 from engine import make_env
 from engine.env.autopilot import STYLES, Autopilot
 from engine.policy.controller import policy_actions
-from engine.world_model.manifest import file_sha256, load_manifest
 from engine.world_model.runtime import WorldModel
 
 FIT_SEEDS = 3000  # tracks 3000.. for fitting, 4000.. for the check: never collected
@@ -76,13 +75,14 @@ def fit(feats: np.ndarray, acts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", type=Path, default=Path("weights"))
+    p.add_argument("--weights", type=Path, default=Path("weights"), help="world model directory (default weights)")
+    p.add_argument("--out", type=Path, default=Path("weights/init"), help="where the clones go (default weights/init)")
     p.add_argument("--tracks", type=int, default=4, help="tracks to fit on and to check on (default 4)")
-    p.add_argument("--force", action="store_true", help="replace existing controller files")
+    p.add_argument("--force", action="store_true", help="replace existing clone files")
     args = p.parse_args(argv)
-    manifest = load_manifest(args.weights)
+    args.out.mkdir(parents=True, exist_ok=True)
     for name in ("A", "B"):
-        path = args.weights / f"controller{name}.npz"
+        path = args.out / f"controller{name}_clone.npz"
         if path.exists() and not args.force:
             p.error(f"{path} exists; pass --force to replace it")
         feats, acts, pilot_reward = drive(args.weights, range(FIT_SEEDS, FIT_SEEDS + args.tracks), name)
@@ -95,10 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             "episode_steps": STEPS,
         }  # fmt: skip
         np.savez(path, W=W.astype(np.float32), b=b.astype(np.float32), **{k: np.array(v) for k, v in meta.items()})
-        manifest["files"][path.name] = {"sha256": file_sha256(path), "shape": {"W": list(W.shape), "b": [3]}, **meta}
         print(f"controller {name}: autopilot {pilot_reward:.1f}, clone {clone_reward:.1f} "
               f"(mean reward over {args.tracks} tracks of {STEPS} steps) -> {path}")  # fmt: skip
-    (args.weights / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return 0
 
 

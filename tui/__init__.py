@@ -1,1 +1,2 @@
-"""VMC Duel's Textual terminal app (issue 6). Depends on `engine` only, never on torch."""
+"""VMC Duel's Textual terminal app: the duel live, each player's knobs, the track map.
+Depends on `engine` only, never on torch."""

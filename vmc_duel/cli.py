@@ -63,7 +63,7 @@ def _add_race(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lanes", type=int, choices=(1, 2), default=1,
                    help="1: both cars in this process (default); 2: car B's whole chain (world model, controller, "
                    "knobs, environment) in a second process at the same time as car A's, on two cores: the same "
-                   "race, bit for bit, about 1.5-1.7x the steps/s (README, Benchmarks)")  # fmt: skip
+                   "race, bit for bit, about 1.5-1.7x the steps/s (docs/benchmarks.md)")  # fmt: skip
     p.add_argument(
         "--speed",
         default="max",
@@ -351,7 +351,9 @@ def _health(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The `vmc-duel` parser with every subcommand, the entry-point plugins' included (the
+    documentation's command line reference is generated from it)."""
     parser = argparse.ArgumentParser(
         prog="vmc-duel",
         description="VMC Duel: two World Models controllers race head to head in CarRacing-v3.",
@@ -369,6 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     register_warmup(sub)
     for ep in entry_points(group="vmc_duel.commands"):
         ep.load()(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["tui", *argv]  # `vmc-duel` and `vmc-duel --seed 7` open the app

@@ -5,7 +5,7 @@ Each Ray task races a batch of tracks with the same engine code as the local pat
 in-process environments), and the driver gathers the results by track. A duel's result
 depends only on its track, knobs and weights, never on the batch or the machine's load,
 so a tournament on Ray gives the per-track results of the local run (on machines of the
-same CPU kind: see the README's "Determinism").
+same CPU kind: see docs/determinism.md).
 
 A task whose worker dies (killed, out of memory, a node lost) is run again by Ray
 (`max_retries`); results are keyed by batch, so every track appears once. A head that

@@ -244,7 +244,7 @@ def run_tournament(
     summary["backend"] = backend
     summary["max_steps"] = max_steps
     summary["resumed_tracks"] = tracks - len(todo)  # finished in an earlier, interrupted run (from the journal)
-    summary["hardware"] = hardware_info()  # races transfer across CPUs only as means (README: Determinism)
+    summary["hardware"] = hardware_info()  # races transfer across CPUs only as means (docs/determinism.md)
     return summary
 
 
