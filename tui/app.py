@@ -50,6 +50,7 @@ class DuelApp(App):
     CSS_PATH = "app.tcss"
     AUTO_FOCUS = None  # tab enters the knobs; until then "d" restores both players
     TITLE = "VMC Duel"
+    RECORD_PREFIX = "duel"  # race records written by `w` are called duel-SEED-stepN-TIME.json
     BINDINGS = [
         Binding("space", "toggle", "start/pause"),
         Binding("r", "reset", "reset"),
@@ -86,14 +87,18 @@ class DuelApp(App):
         with Horizontal(id="main"):
             with Vertical(id="players"):
                 for p, name in enumerate(PLAYERS):
-                    yield PlayerPanel(p, name, self.runner.duel.bounds, snap.knobs[p], self.graphics, self.truecolor,
-                                      id=f"player-{name}")  # fmt: skip
+                    yield self.player_panel(p, name, snap)
             with Vertical(id="map-pane"):
                 yield TrackMapView(self.graphics, self.truecolor, id="map")
                 yield MapInfo(id="map-info")
         yield Static(id="summary")
         yield Static(id="too-small")
         yield Footer()
+
+    def player_panel(self, p: int, name: str, snap: Snapshot) -> PlayerPanel:
+        """Player `p`'s row (`vmc-duel play` gives the person's car another)."""
+        return PlayerPanel(p, name, self.runner.duel.bounds, snap.knobs[p], self.graphics, self.truecolor,
+                           id=f"player-{name}")  # fmt: skip
 
     def on_mount(self) -> None:
         self.runner.start_thread()
@@ -236,21 +241,23 @@ class DuelApp(App):
     def action_toggle_telemetry(self) -> None:
         self.screen_stack[0].toggle_class("show-telemetry")
 
-    def action_write_record(self) -> None:
-        """Write the race so far as a record for `vmc-duel replay` (a new file, never one that exists)."""
+    def action_write_record(self) -> Path | None:
+        """Write the race so far as a record for `vmc-duel replay` (a new file, never one that exists);
+        returns its path (None when it could not be written: the reason is on screen)."""
         snap = self.runner.snapshot()
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = self.record_dir / f"duel-{snap.seed}-step{snap.step}-{stamp}.json"
+        path = self.record_dir / f"{self.RECORD_PREFIX}-{snap.seed}-step{snap.step}-{stamp}.json"
         k = 1
         while path.exists():
             k += 1
-            path = self.record_dir / f"duel-{snap.seed}-step{snap.step}-{stamp}-{k}.json"
+            path = self.record_dir / f"{self.RECORD_PREFIX}-{snap.seed}-step{snap.step}-{stamp}-{k}.json"
         try:
             self.runner.save_record(path)
         except (OSError, RuntimeError) as e:
             self.notify(f"could not save the replay: {e}", severity="error", timeout=6)
-            return
+            return None
         self.notify(f"replay saved: {path} (vmc-duel replay {path})")
+        return path
 
     def on_knob_row_changed(self, message: KnobRow.Changed) -> None:
         row = message.row

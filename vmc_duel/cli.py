@@ -4,6 +4,7 @@
                   [--weather clear|rain] [--device auto|cpu|cuda] [--speed ...] [--json]
                   [--controller-a FILE] [--controller-b FILE] [--weights DIR]
     vmc-duel league [NAME=]FILE [NAME=]FILE... [--tracks N] [--renderer ...] [--out DIR]
+    vmc-duel play [--seed N] [--as A|B] [--against A|B|FILE] [--record FILE] [--scores]  (vmc_duel/play.py)
 
 With no subcommand (options alone included: `vmc-duel --seed 7`) it opens the terminal app (`tui`).
 
@@ -29,6 +30,7 @@ from engine.progress import STOP_AT, stop_at
 from engine.race.selection import add_controller_arguments, resolve_controllers
 from engine.world_model.runtime import DEVICES, PRECISIONS
 from vmc_duel.league import register as register_league
+from vmc_duel.play import register as register_play
 from vmc_duel.replay_cmd import register as register_replay
 from vmc_duel.warmup import register as register_warmup
 from vmc_duel.web import register as register_web
@@ -368,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     register_replay(sub)
     register_web(sub)
+    register_play(sub)
     register_warmup(sub)
     for ep in entry_points(group="vmc_duel.commands"):
         ep.load()(sub)

@@ -96,6 +96,8 @@ def _replay(args: argparse.Namespace) -> int:
     if gif is not None:
         gif.save(args.gif, speedup=args.gif_speed)
     what = f"track {h['seed']} ({h['weather']}, {h['renderer']} renderer, {h['driver']} driver)"
+    if log.human is not None:  # vmc-duel play: that car was given the person's recorded actions again
+        what += f", player {log.human} driven by a person (their recorded keys)"
     if args.json:
         print(json.dumps({"file": str(args.file), "ok": result.ok, "steps": result.steps, "verified": result.verified,
                           "divergence": result.divergence.message() if result.divergence else None,

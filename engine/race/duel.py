@@ -127,13 +127,18 @@ class Duel:
         lanes: 1 (every car's decisions and environment in this process) or 2 (the second half
             of the cars, player B in a single duel, raced by a worker process at the same time:
             engine.race.lanes; the same race, bit for bit, on two cores; model driver, workers=0).
+        human: "A" or "B": a person drives that car (a single duel, lanes=1): `step` takes their action
+            and gives it to the car in place of the controller's. The controller still decides for that
+            row of the batch (and its decision is dropped), so the other car's model runs exactly as in a
+            duel of two controllers: the person's keys cannot change it. The record's header says who.
     """
 
     def __init__(self, controllers: Sequence[Path | None] | None = None, knobs: Sequence[Knobs] | None = None,
                  renderer: str = "exact", weather: str = "clear", device: str = "auto", precision: str = "auto",
                  weights_dir: Path = WEIGHTS_DIR, duels: int = 1, threads: int = 1, workers: int = 0,
                  max_episode_steps: int = 1000, driver: str = "model",
-                 controller_names: Sequence[str | None] | None = None, lanes: int = 1):  # fmt: skip
+                 controller_names: Sequence[str | None] | None = None, lanes: int = 1,
+                 human: str | None = None):  # fmt: skip
         if duels < 1:
             raise ValueError(f"duels must be at least 1, got {duels}")
         if driver not in DRIVERS:
@@ -144,6 +149,11 @@ class Duel:
             raise ValueError(f"lanes must be one of {', '.join(map(str, LANES))}, got {lanes}")
         if lanes == 2 and (driver != "model" or workers):
             raise ValueError("lanes=2 races the model driver with in-process environments (workers=0)")
+        if human is not None and human not in PLAYERS:
+            raise ValueError(f"human must be one of {', '.join(PLAYERS)}, got {human!r}")
+        if human is not None and (duels != 1 or lanes != 1):
+            raise ValueError("a person drives in a single duel with lanes=1")
+        self.human = None if human is None else PLAYERS.index(human)  # the car a person drives, by index
         self.driver = driver
         n = 2 * duels
         self.duels, self.renderer, self.weather = duels, renderer, weather
@@ -218,9 +228,12 @@ class Duel:
     def _record_header(self, seed: int) -> dict[str, Any]:
         if self._provenance is None:  # the files and versions do not change while the duel lives
             self._provenance = provenance(self.weights_dir, self.controller_paths)
-        return {"seed": int(seed), "weather": self.weather, "renderer": self.renderer, "driver": self.driver,
-                "max_episode_steps": self.max_episode_steps, "device": self.device,
-                "precision": self.precision, **self._provenance}  # fmt: skip
+        header = {"seed": int(seed), "weather": self.weather, "renderer": self.renderer, "driver": self.driver,
+                  "max_episode_steps": self.max_episode_steps, "device": self.device,
+                  "precision": self.precision, **self._provenance}  # fmt: skip
+        if self.human is not None:  # only then: a duel of two controllers keeps the header (and checks) it had
+            header["human"] = PLAYERS[self.human]
+        return header
 
     @property
     def device(self) -> str:
@@ -251,8 +264,11 @@ class Duel:
             self.log.knobs_changed(max(t.step for t in self.telemetry), p, self.knobs[p].values)
 
     # -- the race ------------------------------------------------------------------------
-    def step(self) -> list[PlayerTelemetry]:
-        """One step for every car still racing; returns the telemetry (one per player)."""
+    def step(self, human_action: Sequence[float] | None = None) -> list[PlayerTelemetry]:
+        """One step for every car still racing; returns the telemetry (one per player).
+        human_action: (steer, gas, brake) of the car a person drives (`human`), clipped to the action space."""
+        if self.human is not None and human_action is None:
+            raise ValueError(f"player {PLAYERS[self.human]} is driven by a person: step needs their action")
         if not self.seeds:
             raise RuntimeError("Duel.step before Duel.reset")
         if self.finished:
@@ -267,6 +283,9 @@ class Duel:
                 actions = np.stack([pilot.act(env.unwrapped) for pilot, env in zip(self.autopilots, envs)])
             else:
                 actions = self.players.act(self.vec.obs, self._slip, self.wet)
+            if self.human is not None:
+                actions = actions.copy()  # players.act hands back its own buffer
+                actions[self.human] = human_controls(human_action)
             res = self.vec.step(actions)
         self.last_actions = actions
         if self.log is not None:
@@ -390,6 +409,14 @@ class Duel:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def human_controls(action: Sequence[float]) -> np.ndarray:
+    """A person's (steer, gas, brake) as the car takes it: float64, steer in [-1, 1], gas and brake in [0, 1]."""
+    a = np.asarray(action, dtype=np.float64).reshape(3)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"a person's action must be finite, got {a.tolist()}")
+    return np.clip(a, (-1.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 
 
 def _copy(knobs: Knobs) -> Knobs:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ class Snapshot:
     progress: np.ndarray | None = None  # (2,) float64, tiles along the lap (unwrapped)
     gap: tuple[str | None, float, float] = (None, 0.0, 0.0)  # (leader, tiles, seconds) along the track
     error: str | None = None  # why the race stopped (status "error"), e.g. a worker process died; reset recovers
+    human: str | None = None  # the player a person drives ("A" or "B"), None in a duel of two controllers
 
 
 class RaceRunner:
@@ -64,6 +65,8 @@ class RaceRunner:
         device, weather, renderer, weights_dir, driver: as for `engine.race.duel.Duel`.
         controllers: the two controller files (A, B), or None for weights_dir's controllerA.npz and controllerB.npz.
         workers: environment worker processes (0: in this thread's process, the default).
+        human: "A" or "B": a person drives that car; `human_input(step)` gives their (steer, gas, brake)
+            for the step after `step` steps, asked once per step in order, in whichever thread steps.
 
     When a step fails (a worker process killed, anything else), the race stops with status "error" and the
     error in the snapshot; the runner and its watchers stay up, and `reset` builds a fresh duel (new
@@ -73,10 +76,15 @@ class RaceRunner:
     def __init__(self, seed: int | None = None, speed: float | None = 1.0, device: str = "auto",
                  weather: str = "clear", renderer: str = "exact", weights_dir: Path | None = None,
                  driver: str = "model", controllers: Sequence[Path | None] | None = None,
-                 workers: int = 0):  # fmt: skip
+                 workers: int = 0, human: str | None = None,
+                 human_input: Callable[[int], Sequence[float]] | None = None):  # fmt: skip
+        if human is not None and human_input is None:
+            raise ValueError(f"player {human} is driven by a person: give human_input")
         self.weights_dir = WEIGHTS_DIR if weights_dir is None else Path(weights_dir)
+        self.human, self.human_input = human, human_input
         self._duel_args = dict(controllers=controllers, renderer=renderer, weather=weather, device=device,
-                               weights_dir=self.weights_dir, driver=driver, workers=workers)  # fmt: skip
+                               weights_dir=self.weights_dir, driver=driver, workers=workers,
+                               human=human)  # fmt: skip
         self.duel = Duel(**self._duel_args)
         self.error: str | None = None
         self.speed, self.weather = speed, weather
@@ -222,7 +230,10 @@ class RaceRunner:
                 time.sleep(0)  # let the drawing thread in
 
     def _step(self) -> None:
-        self.duel.step()
+        if self.human_input is None:
+            self.duel.step()
+        else:
+            self.duel.step(self.human_input(max(t.step for t in self.duel.telemetry)))
         if self.lap is not None:
             self.lap.update(max(t.step for t in self.duel.telemetry), car_positions(self.duel.vec.local_envs()))
         for p, t in enumerate(self.duel.telemetry):
@@ -256,7 +267,7 @@ class RaceRunner:
             positions=None if self.lap is None else car_positions(d.vec.local_envs()),
             progress=None if self.lap is None else self.lap.progress.copy(),
             gap=(None if lead is None else PLAYERS[lead], tiles, seconds),
-            error=self.error,
+            error=self.error, human=self.human,
         )  # fmt: skip
 
 

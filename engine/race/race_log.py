@@ -4,7 +4,9 @@ A race is bit-for-bit reproducible from its seed, weather, renderer, knobs and w
 machine: README, Determinism), so a record is small: the header (those settings, the sha256 of
 every weight file, the package versions and CPU it ran on), the knobs at the start, every knob
 change with the step it applied after, and each step's actions (steer, gas, brake per player),
-which a replay compares with its own, step by step.
+which a replay compares with its own, step by step. A race a person drove (`vmc-duel play`)
+says so in the header ("human": "A" or "B"): that player's actions are the person's keys, which a
+replay gives the car again, and it checks the other player's actions and both cars' telemetry.
 
 The file is JSON (`save` / `load`). The actions are stored compactly (float64, zlib, base64:
 about 40 kB for a whole race). A chain of checks, one per step (a sha256 over the header, the
@@ -89,6 +91,11 @@ class RaceLog:
         return len(self._actions)
 
     @property
+    def human(self) -> str | None:
+        """The player a person drove ("A" or "B"), or None for a duel of two controllers."""
+        return self.header.get("human")
+
+    @property
     def actions(self) -> np.ndarray:
         """(T, 2, 3) float64: every step's actions, players A and B."""
         return np.stack(self._actions) if self._actions else np.zeros((0, 2, 3))
@@ -155,6 +162,8 @@ class RaceLog:
             missing = [k for k in HEADER_KEYS if k not in header]
             if missing:
                 raise RecordError(f"{path}: the header lacks {', '.join(missing)}")
+            if header.get("human") not in (None, "A", "B"):
+                raise RecordError(f"{path}: the header's 'human' must be A or B, got {header['human']!r}")
             spec = raw["actions"]
             steps = int(raw["steps"])
             data = zlib.decompress(base64.b64decode(spec["zlib_base64"], validate=True))

@@ -6,7 +6,10 @@ made at, and compares every step's actions with the recorded ones, bit for bit. 
 step that differs stops the replay with a `Divergence` that says which player, by how much,
 and what differs between the recording and this run (weights, package versions, the CPU's
 vector instructions): a model race recorded on an AVX-512 CPU can take another line on an
-AVX2-only one (README, Determinism), and that is reported, not raised.
+AVX2-only one (README, Determinism), and that is reported, not raised. In a race a person
+drove (the header's "human"), that car is given the recorded actions again (nobody can press
+the same keys twice), so what is checked is the controller's car, step by step, and the
+final telemetry of both: the physics and the renderer must reproduce the person's race too.
 """
 
 from __future__ import annotations
@@ -121,7 +124,7 @@ def replay(log: RaceLog, weights_dir: Path = WEIGHTS_DIR, device: str | None = N
     recorded = log.actions
     with Duel(controllers=controllers, knobs=knobs, renderer=h["renderer"], weather=h["weather"],
               device=device or h["device"], precision=h["precision"], weights_dir=weights_dir, driver=h["driver"],
-              max_episode_steps=h["max_episode_steps"]) as duel:  # fmt: skip
+              max_episode_steps=h["max_episode_steps"], human=log.human) as duel:  # fmt: skip
         duel.reset(h["seed"])
         diff = differences(h, duel.log.header)
         if on_step is not None:
@@ -133,7 +136,7 @@ def replay(log: RaceLog, weights_dir: Path = WEIGHTS_DIR, device: str | None = N
                 duel.set_knobs(int(change["player"]), change["knobs"], where=f"the record's knob change at step {k}")
             if duel.finished:
                 break
-            duel.step()
+            duel.step(None if duel.human is None else recorded[k][duel.human])
             got = duel.last_actions
             if not np.array_equal(got, recorded[k]):
                 p = int(np.flatnonzero(np.any(got != recorded[k], axis=1))[0])
