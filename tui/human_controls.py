@@ -138,9 +138,9 @@ class HumanControls:
     def describe(self, long: bool = False) -> str:
         """The mode in words, for the screen: short for the player's row, long for a notice."""
         if self.mode == "hold":
-            return ("hold to steer: this terminal reports key releases (kitty keyboard protocol)" if long
+            return ("Hold to steer: this terminal reports key releases (kitty keyboard protocol)" if long
                     else "hold (key releases)")  # fmt: skip
-        return ("keys repeat and fade: this terminal reports no key releases, so a tap steers for a moment and "
+        return ("Keys repeat and fade: this terminal reports no key releases, so a tap steers for a moment and "
                 "holding a key keeps it on" if long else "repeat, fading")  # fmt: skip
 
 

@@ -71,13 +71,13 @@ class PlayApp(DuelApp, inherit_bindings=False):
         Binding("left,a", "drive('left')", "steer", key_display="← a", priority=True, group=STEER),
         Binding("right,d", "drive('right')", "steer", key_display="→ d", priority=True, group=STEER),
         Binding("space", "toggle", "start/pause"),
+        Binding("q", "quit", "quit"),  # before the rest: an 80-column footer shows the first seven or so
         Binding("r", "reset", "again"),
         Binding("n", "new_seed", "new track"),
         Binding("ctrl+s", "write_record", "save replay"),
         Binding("v", "toggle_view", "model view"),
         Binding("m", "toggle_map", "map"),
         Binding("t", "toggle_telemetry", "telemetry", show=False),
-        Binding("q", "quit", "quit"),
     ]
 
     def __init__(self, runner: PlayRunner, keys: str = "auto", record: Path | None = None, force: bool = False,
@@ -107,7 +107,7 @@ class PlayApp(DuelApp, inherit_bindings=False):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.notify(f"You drive car {PLAYERS[self.human]} against {self.against or 'the controller'}. Keys: "
+        self.notify(f"You drive car {PLAYERS[self.human]} against {self.against or 'the controller'}. "
                     f"{self.controls.describe(long=True)}. Space starts.", timeout=8)  # fmt: skip
 
     # -- keys --------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ class PlayApp(DuelApp, inherit_bindings=False):
 
     def _use_hold(self) -> None:
         self.controls.set_mode("hold")
-        self.notify(f"Keys: {self.controls.describe(long=True)}.", timeout=6)
+        self.notify(f"{self.controls.describe(long=True)}.", timeout=6)
         self.draw(force=True)
 
     # -- the race ----------------------------------------------------------------------------

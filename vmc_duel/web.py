@@ -6,6 +6,11 @@ browser tab and shows it with xterm.js. Like `serve`, it binds 127.0.0.1 unless 
 the token, given once as `?token=...` in the address and then kept in a same-site, HTTP-only
 cookie (compared as sha256 digests in constant time). Static files (the page's JavaScript and
 fonts) are public.
+
+`/play` serves `vmc-duel play` the same way (a person drives car B against controller A, keys from
+the browser; xterm.js reports no key releases, so the keys repeat and fade): its page opens the
+websocket `/ws/play`, whose tabs run the play command. With --record-dir every race driven there
+is written to that directory.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 import shlex
 import socket
 import sys
+from pathlib import Path
 
 from engine.env.racing_env import RENDERERS, WEATHERS
 from engine.world_model.runtime import DEVICES
@@ -24,7 +30,7 @@ from server.app import TOKEN_ENV, is_loopback  # the same rule as `serve` (FastA
 
 DEFAULT_PORT = 8001
 COOKIE = "vmc_duel_token"
-GUARDED = ("/", "/ws", "/download")  # path prefixes that need the token (everything but /static)
+GUARDED = ("/", "/ws", "/download", "/play")  # path prefixes that need the token (everything but /static)
 WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "")  # every interface: the public address is this machine's name
 
 
@@ -52,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--renderer", choices=RENDERERS, default="exact", help="observation renderer (default exact)")
     p.add_argument("--weather", choices=WEATHERS, default="clear", help="clear (default) or rain")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--record-dir", type=Path, metavar="DIR", default=None,
+                   help="/play: write every race driven to a new file in DIR (vmc-duel play --record-dir)")
     p.set_defaults(handler=_web)
 
 
@@ -64,17 +72,47 @@ def app_command(args: argparse.Namespace) -> str:
     return shlex.join(cmd)
 
 
+def play_command(args: argparse.Namespace) -> str:
+    """The shell command a /play tab runs: this Python's `vmc-duel play` with the race options."""
+    cmd = [sys.executable, "-m", "vmc_duel", "play", "--renderer", args.renderer, "--weather", args.weather,
+           "--device", args.device, "--graphics", "halfblock"]  # fmt: skip
+    if args.seed is not None:
+        cmd += ["--seed", str(args.seed)]
+    if args.record_dir is not None:
+        cmd += ["--record-dir", str(Path(args.record_dir).resolve())]
+    return shlex.join(cmd)
+
+
 def make_server(args: argparse.Namespace, token: str | None):
     """A textual-serve Server for `args`, guarded by `token` (None: open, loopback only)."""
+    import aiohttp_jinja2
     from aiohttp import web
     from textual_serve.server import Server
 
     class GuardedServer(Server):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            # /play's tabs: textual-serve runs one command per server, so a second one (never served by
+            # itself) answers /ws/play; it shares the downloads
+            self.play = Server(play_command(args), host=self.host, port=self.port, title="VMC Duel: play",
+                               public_url=self.public_url)  # fmt: skip
+            self.play.download_manager = self.download_manager
+
         async def _make_app(self) -> web.Application:
             app = await super()._make_app()
+            app.add_routes([web.get("/play", self.handle_play_index, name="play"),
+                            web.get("/ws/play", self.play.handle_websocket, name="play_websocket")])  # fmt: skip
             if token is not None:
                 app.middlewares.append(_token_middleware(_digest(token)))
             return app
+
+        async def handle_play_index(self, request: web.Request) -> web.StreamResponse:
+            """The page of "/" (textual-serve's template and context), opening the play websocket."""
+            context = await Server.handle_index.__wrapped__(self, request)
+            url = f"{self.public_url}{request.app.router['play_websocket'].url_for()}"
+            context["app_websocket_url"] = ("wss:" if url.startswith("https") else "ws:") + url.split(":", 1)[1]
+            context["application"] = {"name": "VMC Duel: play"}
+            return aiohttp_jinja2.render_template("app_index.html", request, context)
 
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port must be in 1..65535, got {args.port}")
@@ -99,7 +137,7 @@ def _token_middleware(digest: bytes):
         if not hmac.compare_digest(_digest(given), digest):
             raise web.HTTPForbidden(text="wrong token\n")
         response = await handler(request)
-        if "token" in request.query and path == "/":
+        if "token" in request.query and path in ("/", "/play"):
             response.set_cookie(COOKIE, given, httponly=True, samesite="Strict")
         return response
 
@@ -113,11 +151,17 @@ def _web(args: argparse.Namespace) -> int:
     if token is None and not is_loopback(args.host):
         raise ValueError(f"--host {args.host} is reachable from other machines: give a token with --token or "
                          f"{TOKEN_ENV} (browsers then open http://HOST:PORT/?token=TOKEN once)")  # fmt: skip
+    if args.record_dir is not None:
+        try:
+            Path(args.record_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"--record-dir {args.record_dir}: cannot create it ({e.strerror})") from None
     try:
         server = make_server(args, token)
     except ModuleNotFoundError as e:
         print(f"vmc-duel web: {e.name} is missing: pip install -e '.[web]' (textual-serve)", file=sys.stderr)
         return 2
-    print(f"VMC Duel in the browser: {server.public_url}/" + ("?token=..." if token else ""), file=sys.stderr)
+    print(f"VMC Duel in the browser: {server.public_url}/" + ("?token=..." if token else "") + "  (drive a car "
+          f"yourself: {server.public_url}/play" + ("?token=...)" if token else ")"), file=sys.stderr)
     server.serve()
     return 0
