@@ -7,7 +7,7 @@ predicted risk and the strategy knobs (engine.policy.players). Knobs can change 
 
 Winner: the higher reward once both cars have ended; on a tie, less time off the road.
 Same seed, same knobs and same weights -> the same race, bit for bit, on one machine (see
-the README's "Determinism": across CPU instruction sets the model's floats differ in the
+docs/determinism.md: across CPU instruction sets the model's floats differ in the
 last bits and a race may take another line). With `driver="autopilot"` the scripted
 centre-line drivers (engine.env.autopilot) steer instead of the models: no model float decides
 anything, so such a race is the same on every CPU (the screen snapshots use it).

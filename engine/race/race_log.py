@@ -1,7 +1,7 @@
 """The record of one duel: what it takes to race it again, and the actions to check it by.
 
 A race is bit-for-bit reproducible from its seed, weather, renderer, knobs and weights (on one
-machine: README, Determinism), so a record is small: the header (those settings, the sha256 of
+machine: docs/determinism.md), so a record is small: the header (those settings, the sha256 of
 every weight file, the package versions and CPU it ran on), the knobs at the start, every knob
 change with the step it applied after, and each step's actions (steer, gas, brake per player),
 which a replay compares with its own, step by step. A race a person drove (`vmc-duel play`)

@@ -6,7 +6,7 @@ made at, and compares every step's actions with the recorded ones, bit for bit. 
 step that differs stops the replay with a `Divergence` that says which player, by how much,
 and what differs between the recording and this run (weights, package versions, the CPU's
 vector instructions): a model race recorded on an AVX-512 CPU can take another line on an
-AVX2-only one (README, Determinism), and that is reported, not raised. In a race a person
+AVX2-only one (docs/determinism.md), and that is reported, not raised. In a race a person
 drove (the header's "human"), that car is given the recorded actions again (nobody can press
 the same keys twice), so what is checked is the controller's car, step by step, and the
 final telemetry of both: the physics and the renderer must reproduce the person's race too.
