@@ -12,7 +12,7 @@ keep + / - and typing), space starts and pauses, r races the track again, n a ne
 saves a replay (`w` is the gas here), v the model's view, m the map, q quits.
 
 Where the terminal reports key releases (tui/kitty_keys.py) a key is held until it comes up;
-elsewhere presses and the terminal's auto-repeat hold a control for a moment and it fades. The app
+elsewhere a tap is a short push that fades, and a held key's auto-repeat keeps it on. The app
 starts in the second mode and switches when the terminal says it sends releases; the person's row
 says which is active.
 

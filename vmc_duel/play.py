@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Keys: arrows or WASD drive (up/w gas, down/s brake, left/a and right/d steer), space starts and pauses, "
         "r this track again, n a new track, ctrl+s saves a replay (w is the gas here), v the model's view, "
         "m the map, q quits. Where the terminal reports key releases (the kitty keyboard protocol: kitty, "
-        "WezTerm, foot, Ghostty) a key drives while it is held; elsewhere (xterm, tmux, SSH, the browser) a press "
-        "holds its control for a moment and it fades, and the terminal's key repeat keeps it on: the screen says "
+        "WezTerm, foot, Ghostty) a key drives while it is held; elsewhere (xterm, tmux, SSH, the browser) a tap is "
+        "a short push that fades within a few steps, and a held key's auto-repeat keeps it on: the screen says "
         "which. A finished race is scored on the local leaderboard (--scores shows it).",
     )
     p.add_argument("--seed", type=seed, default=None, help="track seed (default: a random one)")
