@@ -16,7 +16,8 @@ Two ways a terminal can report keys:
   asks (in each 8 steps a key is down for |value| x 8 steps; seeds 1-8, 1000 steps, fast renderer)
   covered 55% of the tiles with these taps (1 step, fades of 1 step, the gas 3), 44% in hold mode, 48%
   the autopilot itself; with taps held 10 steps and fading over 8 (a bridge over the first repeat
-  delay for a held key) it covered 6%: every small correction became a swerve.
+  delay for a held key) it covered 7%: every small correction became a swerve
+  (tools/play_keys_drivability.py).
 
 Time is counted in race steps (50 a second at real time), not on the clock: a paused race holds its
 keys as they were, and the action for a step depends only on which keys came before it, which keeps
@@ -27,8 +28,8 @@ Steering goes to full lock at once, the brake gives 0.8 and the gas 1.0, as in g
 keyboard play of CarRacing (a full brake locks the wheels), the human baseline people know. A ramp
 (`steer_rate` below 1) was tried and dropped: a scripted keyboard driver that taps the keys in
 proportion to what the centre-line autopilot asks (in each 8 steps a key is down for |steer| x 8
-steps) covered 54% of the tiles in 1000 steps with instant steering (the autopilot itself: 57%) and
-12% with full lock in 4 steps: short taps then steer too little, and late (seeds 1-5, fast renderer).
+steps) covered 44% of the tiles in hold mode with instant steering (the autopilot itself: 48%) and
+14% with full lock in 4 steps: short taps then steer too little, and late.
 """
 
 from __future__ import annotations
