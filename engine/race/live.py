@@ -53,7 +53,6 @@ class Snapshot:
     progress: np.ndarray | None = None  # (2,) float64, tiles along the lap (unwrapped)
     gap: tuple[str | None, float, float] = (None, 0.0, 0.0)  # (leader, tiles, seconds) along the track
     error: str | None = None  # why the race stopped (status "error"), e.g. a worker process died; reset recovers
-    human: str | None = None  # the player a person drives ("A" or "B"), None in a duel of two controllers
 
 
 class RaceRunner:
@@ -267,7 +266,7 @@ class RaceRunner:
             positions=None if self.lap is None else car_positions(d.vec.local_envs()),
             progress=None if self.lap is None else self.lap.progress.copy(),
             gap=(None if lead is None else PLAYERS[lead], tiles, seconds),
-            error=self.error, human=self.human,
+            error=self.error,
         )  # fmt: skip
 
 
