@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "play",
         help="drive one car yourself, from the keyboard, against a learned controller (same track, same physics)",
-        description="You take one car (B unless --as A) and a controller drives the other (controller A unless "
+        description="You take one car (B unless --as A) and a controller drives the other (that car's own unless "
         "--against), on the same track, with the same environment, renderer and physics, at real time. The screen "
         "is the duel's: both views, the map with both cars and the gap, telemetry, the knobs of the model's car. "
         "Keys: arrows or WASD drive (up/w gas, down/s brake, left/a and right/d steer), space starts and pauses, "
