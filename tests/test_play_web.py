@@ -51,10 +51,12 @@ def test_play_route_is_guarded_by_the_token_like_the_rest():
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium here (apt-get install chromium): the browser test needs it")
-def test_a_person_drives_in_a_real_browser_and_the_record_replays(tmp_path):
+def test_a_person_drives_in_a_real_browser_and_the_record_replays(tmp_path, monkeypatch):
     pytest.importorskip("playwright", reason="the browser test drives Chromium with playwright (pip install it)")
     from PIL import Image
     from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # the tabs' leaderboard: here, not in the home
 
     records = tmp_path / "records"
     proc, port = start_web("--seed", "3", "--renderer", "fast", "--device", "cpu", "--record-dir", str(records))
