@@ -1,24 +1,27 @@
-"""The `exact` renderer: CarRacing-v3's observation, bit for bit, for less work.
+"""The `exact` renderer: CarRacing-v3's observation, bit for bit, in one numba call.
 
 Stock CarRacing-v3 draws every step by loading a font, rotating ~740 polygons one
-Vector2 at a time in Python whether they are visible or not, and allocating a fresh
-1000x800 surface. This renderer keeps every pygame call that touches pixels
-(gfxdraw polygons, the car, the dashboard, flip, smoothscale) with the same
-arguments in the same order, and removes the rest:
+Vector2 at a time in Python whether they are visible or not, drawing a 1000x800 window
+with pygame-ce and SDL_gfx, flipping it and shrinking it to 96x96 with smoothscale. This
+renderer gathers the step's state (camera, car bodies, dashboard values, score text) in
+a few lines of Python and hands it to `raster_exact.render_frame`, which does all the
+pixel work with the integer arithmetic of those C routines, without ever holding the
+window (see that module for how).
 
-- polygons are rotated, scaled and culled as arrays, with the cos/sin pygame's
-  `Vector2.rotate_rad` itself uses (read off a rotated unit vector), so the
-  coordinates handed to gfxdraw are the very same doubles;
-- the 400 grass patches are built once;
-- the font is loaded once and each score text rendered once;
-- the drawing surface is reused and cleared instead of reallocated.
+Colours go through pygame itself (gfxdraw's and draw's own mapping, read back from a
+one-pixel surface), the score text is rendered by pygame's font once per string and
+blitted onto a black surface of the window's format once, so what the kernel copies are
+the very pixels stock's blit writes.
 """
 
 from __future__ import annotations
 
-import numba
+import math
+import threading
+
 import numpy as np
 import pygame
+from gymnasium.envs.box2d.car_dynamics import WHEEL_WHITE
 from gymnasium.envs.box2d.car_racing import (
     GRASS_DIM,
     MAX_SHAPE_DIM,
@@ -32,13 +35,32 @@ from gymnasium.envs.box2d.car_racing import (
 )
 from pygame import gfxdraw
 
+from engine.env import raster_exact as rx
+
 SCORE_FONT_SIZE = 42  # points, as in CarRacing-v3
 SCORE_CENTER = (60, WINDOW_H - WINDOW_H * 2.5 / 40.0)  # pixels on the 1000x800 window
 TEXT_CACHE_MAX = 2048  # rendered score strings kept (an episode shows ~1,100 at most)
+SMOOTHSCALE_BACKENDS = ("SSE2", "NEON")  # pygame-ce's filters ported in raster_exact (NEON runs the SSE2 code)
+XRGB_MASKS = (0xFF0000, 0xFF00, 0xFF, 0)  # the window's pixel format, which the kernel writes
+DASH_COLORS = ((255, 255, 255), (0, 0, 255), (0, 0, 255), (51, 0, 255), (51, 0, 255), (0, 255, 0), (255, 0, 0))
+HULL_FIXTURES = 4  # polygons of the car hull; each of the 4 wheels has one
+CAR_POLYS = 4 + HULL_FIXTURES + 4  # wheels, hull, and a grey stripe per wheel at most
+DASH_POLYS = 8  # the dashboard's black box and its 7 bars
 
-# Rendered score strings, shared by every renderer of the process (a text depends only on
-# its string; one cache per renderer rendered text for most steps of a tournament's cars).
-_TEXTS: dict[str, pygame.Surface] = {}
+# Rendered score strings as the window's pixels, shared by every renderer of the process (a
+# text depends only on its string): (pixels (h, w) uint32, left, top) in the flipped window.
+_TEXTS: dict[str, tuple[np.ndarray, int, int]] = {}
+
+# smoothscale's tables, 1000x800 -> 96x96 (see raster_exact.shrink_plan).
+_XRECIP, _XB, _XW, _XR = rx.shrink_plan(WINDOW_W, STATE_W)
+_XTAB = np.stack([_XB, _XW, _XR])  # (3, STATE_W)
+_UTAB = rx.uniform_table(_XRECIP, _XB, _XW, _XR)
+_SEGS = np.stack(rx.segments_of_pixels(_XB, WINDOW_W))  # (2, WINDOW_W)
+_YRECIP, _YB, _YW, _YR = rx.shrink_plan(WINDOW_H, STATE_H)
+_YTAB = np.stack([_YW, _YR])  # (2, STATE_H)
+_YKIND = np.full(WINDOW_H, -1, np.int64)
+_YKIND[_YB] = np.arange(STATE_H)
+_NO_SURFACE = np.zeros((0, 0), np.uint32)
 
 
 def grass_vertices() -> np.ndarray:
@@ -73,156 +95,151 @@ def camera(env) -> tuple[float, tuple[float, float], float]:
     return zoom, (WINDOW_W / 2 + trans[0], WINDOW_H / 4 + trans[1]), angle
 
 
-def to_screen(vertices: np.ndarray, zoom: float, trans: tuple[float, float], angle: float) -> np.ndarray:
-    """World (..., 2) float64 -> window pixels (..., 2), exactly as CarRacing-v3 computes them.
-
-    `Vector2.rotate_rad` snaps near-right angles and goes through degrees, so its cos
-    and sin are taken from pygame itself rather than from `np.cos(angle)`.
-    """
-    c, s = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)
-    x = vertices[..., 0]
-    y = vertices[..., 1]
-    out = np.empty_like(vertices)
-    out[..., 0] = (c * x - s * y) * zoom + trans[0]
-    out[..., 1] = (s * x + c * y) * zoom + trans[1]
-    return out
 
 
-def visible(screen: np.ndarray) -> np.ndarray:
-    """CarRacing-v3's cull: a polygon is drawn if any vertex lies in the window grown by
-    MAX_SHAPE_DIM. screen (N, 4, 2) -> (N,) bool"""
-    inside = (
-        (screen[..., 0] >= -MAX_SHAPE_DIM)
-        & (screen[..., 0] <= WINDOW_W + MAX_SHAPE_DIM)
-        & (screen[..., 1] >= -MAX_SHAPE_DIM)
-        & (screen[..., 1] <= WINDOW_H + MAX_SHAPE_DIM)
-    )
-    return inside.any(axis=-1)
+_FIELD = FIELD_VERTICES[None].copy()  # (1, 4, 2): the field as a one-quad array
+_scratch = threading.local()
 
 
-@numba.njit(cache=True, inline="always")  # inlined into fill_polygon: one compile, not two
-def _wrap_int32(v: int) -> int:
-    """C int arithmetic wraps at 32 bits; numba's int64 does not."""
-    return ((v + 2147483648) & 0xFFFFFFFF) - 2147483648
-
-
-@numba.njit(cache=True)
-def fill_polygon(pix: np.ndarray, vx: np.ndarray, vy: np.ndarray, color: int) -> None:
-    """SDL_gfx's `filledPolygon` (what `gfxdraw.filled_polygon` runs), pixel for pixel.
-
-    pix: (H, W) uint32 surface pixels, written in place. vx, vy: (N,) int64 vertex
-    coordinates, already truncated to integers as gfxdraw does. color: mapped pixel value.
-    Scanlines use SDL_gfx's 16.16 fixed point edge crossings and its rounding; only the
-    per-row qsort and per-pixel call overhead of the C version are gone.
-    """
-    h, w = pix.shape
-    n = vx.shape[0]
-    miny = vy[0]
-    maxy = vy[0]
-    for i in range(1, n):
-        if vy[i] < miny:
-            miny = vy[i]
-        elif vy[i] > maxy:
-            maxy = vy[i]
-    ints = np.empty(n, np.int64)
-    for y in range(max(miny, 0), min(maxy, h - 1) + 1):
-        k = 0
-        for i in range(n):
-            i1 = n - 1 if i == 0 else i - 1
-            y1 = vy[i1]
-            y2 = vy[i]
-            if y1 < y2:
-                x1 = vx[i1]
-                x2 = vx[i]
-            elif y1 > y2:
-                y1, y2 = y2, y1
-                x1 = vx[i]
-                x2 = vx[i1]
-            else:
-                continue
-            if (y1 <= y < y2) or (y == maxy and y1 < y <= y2):
-                ints[k] = _wrap_int32(((65536 * (y - y1)) // (y2 - y1)) * (x2 - x1) + 65536 * x1)
-                k += 1
-        for a in range(1, k):  # insertion sort: k is 2 for convex polygons
-            v = ints[a]
-            b = a - 1
-            while b >= 0 and ints[b] > v:
-                ints[b + 1] = ints[b]
-                b -= 1
-            ints[b + 1] = v
-        row = pix[y]
-        for a in range(0, k - 1, 2):
-            xa = _wrap_int32(ints[a] + 1)
-            xa = (xa >> 16) + ((xa & 32768) >> 15)
-            xb = _wrap_int32(ints[a + 1] - 1)
-            xb = (xb >> 16) + ((xb & 32768) >> 15)
-            if xa > xb:
-                xa, xb = xb, xa
-            if xb < 0 or xa > w - 1:
-                continue
-            row[max(xa, 0) : min(xb, w - 1) + 1] = color
+def _scratch_arrays(cap: int) -> dict[str, np.ndarray]:
+    """Scratch of `render_frame`, shared by the renderers of this thread (each frame
+    overwrites what it reads; one set stays in cache). cap: polygons a frame may set up."""
+    arrays = getattr(_scratch, "arrays", None)
+    if arrays is None or arrays["meta"].shape[0] < cap:
+        arrays = _scratch.arrays = {
+            "buf": np.zeros((rx.BAND_ROWS, WINDOW_W), np.uint32),
+            "dirty": np.zeros((rx.BAND_ROWS, STATE_W), np.uint8),
+            "rows": np.zeros((WINDOW_H, STATE_W * 3), np.uint8),
+            "acc": np.zeros(STATE_W * 3, np.int64),
+            "spans": np.zeros((rx.BAND_ROWS, 1 + 2 * rx.MAX_VERTS), np.int64),
+            "xs": np.zeros(rx.MAX_VERTS, np.int64),
+            "pv": np.zeros((cap, 2, rx.MAX_VERTS), np.int64),
+            "meta": np.zeros((cap, 5), np.int64),
+            "edges": np.zeros((cap, 4, rx.EDGE_FIELDS), np.int64),
+        }
+    return arrays
 
 
 class ExactRenderer:
     """Draws `state_pixels` frames bit-identical to gymnasium's CarRacing-v3."""
 
     def __init__(self) -> None:
+        backend = pygame.transform.get_smoothscale_backend()
+        if backend not in SMOOTHSCALE_BACKENDS:
+            raise RuntimeError(
+                f"the exact renderer reproduces pygame-ce's SSE2 smoothscale; this pygame uses {backend!r} "
+                "(use renderer='stock' for gymnasium's own frames)"
+            )
         pygame.font.init()
         self._font = pygame.font.Font(pygame.font.get_default_font(), SCORE_FONT_SIZE)
-        self._surf = pygame.Surface((WINDOW_W, WINDOW_H))
-        self._pix = pygame.surfarray.pixels2d(self._surf).T  # (H, W) uint32 view, kept
-        self._flipped = pygame.Surface((WINDOW_W, WINDOW_H))
-        self._small = pygame.Surface((STATE_W, STATE_H))
+        self._surf = pygame.Surface((WINDOW_W, WINDOW_H))  # the window's format, for colours and text
+        if self._surf.get_masks() != XRGB_MASKS:
+            raise RuntimeError(f"expected an XRGB8888 window, pygame made masks {self._surf.get_masks()}")
+        self._pixel = pygame.Surface((1, 1))
         self._grass = grass_vertices()
+        self._cam = np.zeros(5)
+        self._colors: tuple = (None, None)  # env.bg_color, env.grass_color the two below were made from
+        self._field_color = 0
+        self._grass_color = 0
+        self._dash = np.zeros(7)
+        self._dash_colors = np.array([self._surf.map_rgb(c) for c in DASH_COLORS], np.int64)
+        self._stripe_color = self._surf.map_rgb(WHEEL_WHITE)
+        self._car = None
 
-    def _score(self, reward: float) -> pygame.Surface:
+    def _gfx_color(self, color) -> int:
+        """The pixel gfxdraw writes for `color` (its own parsing and SDL_MapRGBA)."""
+        gfxdraw.pixel(self._pixel, 0, 0, color)
+        return int(self._pixel.get_at_mapped((0, 0)))
+
+    def _load_car(self, car) -> None:
+        # Fixture shapes and colours are fixed for a car's lifetime: read them once.
+        self._car = car
+        self._bodies = list(car.drawlist)
+        local, count, body, color, stripe = [], [], [], [], []
+        for b, obj in enumerate(self._bodies):
+            mapped = self._surf.map_rgb([int(c * 255) for c in obj.color])
+            for fixture in obj.fixtures:
+                verts = np.zeros((rx.MAX_VERTS, 2), np.float32)
+                shape = np.array(fixture.shape.vertices, dtype=np.float32)
+                verts[: len(shape)] = shape
+                local.append(verts)
+                count.append(len(shape))
+                body.append(b)
+                color.append(mapped)
+                stripe.append(b if "phase" in obj.__dict__ else -1)
+        self._wheels = [obj for obj in self._bodies if "phase" in obj.__dict__]
+        if [self._bodies.index(w) for w in self._wheels] != list(range(len(self._wheels))):
+            raise ValueError("expected the wheels first in the car's drawlist")
+        self._fix_local = np.array(local)
+        self._fix_count = np.array(count, np.int64)
+        self._fix_body = np.array(body, np.int64)
+        self._fix_color = np.array(color, np.int64)
+        self._stripe = np.array(stripe, np.int64)
+        self._xforms = np.zeros((len(self._bodies), 4), np.float32)
+        self._phases = np.zeros(max(len(self._wheels), 1))
+
+    def _score(self, reward: float) -> tuple[np.ndarray, int, int]:
         key = f"{reward:04.0f}"
         text = _TEXTS.get(key)
         if text is None:
             if len(_TEXTS) >= TEXT_CACHE_MAX:
                 _TEXTS.clear()
-            text = _TEXTS[key] = self._font.render(key, True, (255, 255, 255), (0, 0, 0))
+            rendered = self._font.render(key, True, (255, 255, 255), (0, 0, 0))
+            rect = rendered.get_rect()
+            rect.center = SCORE_CENTER
+            window = pygame.Surface(rendered.get_size())  # the window's format
+            window.blit(rendered, (0, 0))
+            pixels = np.ascontiguousarray(pygame.surfarray.array2d(window).T.astype(np.uint32))
+            text = _TEXTS[key] = (pixels, rect.left, rect.top)
         return text
 
-    def _polygon(self, screen: np.ndarray, color) -> None:
-        """gfxdraw.aapolygon then filled_polygon, as CarRacing draws each polygon.
-        screen: (4, 2) float64 window pixels."""
-        gfxdraw.aapolygon(self._surf, screen.tolist(), color)
-        v = screen.astype(np.int64)  # gfxdraw truncates toward zero to Sint16
-        fill_polygon(self._pix, v[:, 0], v[:, 1], self._surf.map_rgb(color))
-
-    def render(self, env) -> np.ndarray:
-        """The observation of `env` (a CarRacing after reset). Returns (96, 96, 3) uint8."""
-        surf = self._surf
-        surf.fill((0, 0, 0))
-        zoom, trans, angle = camera(env)
-
-        field = to_screen(FIELD_VERTICES, zoom, trans, angle)
-        self._polygon(field, env.bg_color)
-
-        grass = to_screen(self._grass, zoom, trans, angle)
-        for poly in grass[visible(grass)]:
-            self._polygon(poly, env.grass_color)
-
-        road = to_screen(env.road_vertices, zoom, trans, angle)
-        shown = np.flatnonzero(visible(road))
-        colors = env.road_colors[shown].astype(np.int64).tolist()  # int() truncation, as stock
-        for poly, color in zip(road[shown], colors):
-            self._polygon(poly, color)
-
-        env.car.draw(surf, zoom, trans, angle, False)
-
-        # transform.flip, into a surface kept between frames instead of a new one.
-        flipped = pygame.surfarray.pixels2d(self._flipped).T  # (H, W) uint32
-        np.copyto(flipped, self._pix[::-1])
-        del flipped  # unlock before pygame blits onto it
-        # The dashboard is drawn on the flipped picture, through CarRacing's own method.
-        env.surf = self._flipped
-        env._render_indicators(WINDOW_W, WINDOW_H)
-        text = self._score(env.reward)
-        rect = text.get_rect()
-        rect.center = SCORE_CENTER
-        env.surf.blit(text, rect)
-
-        pygame.transform.smoothscale(env.surf, (STATE_W, STATE_H), self._small)
-        return np.transpose(pygame.surfarray.array3d(self._small), (1, 0, 2))
+    def render(self, env, surface: np.ndarray | None = None) -> np.ndarray:
+        """The observation of `env` (a CarRacing after reset). Returns (96, 96, 3) uint8, a
+        new array. surface: a (WINDOW_H, WINDOW_W) uint32 array to receive the flipped
+        window before smoothscale, as stock's `env.surf` holds it (for tests)."""
+        car = env.car
+        if car is not self._car:
+            self._load_car(car)
+        zoom, (tx, ty), angle = camera(env)
+        c, s = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)  # pygame's own (snapped) cos and sin
+        cam = self._cam
+        cam[0] = c
+        cam[1] = s
+        cam[2] = zoom
+        cam[3] = tx
+        cam[4] = ty
+        if env.bg_color is not self._colors[0] or env.grass_color is not self._colors[1]:  # set at reset
+            self._colors = (env.bg_color, env.grass_color)
+            self._field_color = self._gfx_color(env.bg_color)
+            self._grass_color = self._gfx_color(env.grass_color)
+        xforms = self._xforms
+        for b, body in enumerate(self._bodies):
+            t = body.transform
+            p = t.position
+            q = t.q
+            xforms[b] = (p[0], p[1], q.c, q.s)  # Box2D's float32 transform, as `trans * v` uses it
+        for w, wheel in enumerate(self._wheels):
+            self._phases[w] = wheel.phase
+        wheels = car.wheels
+        dash = self._dash
+        vx, vy = car.hull.linearVelocity
+        dash[0] = math.sqrt(vx * vx + vy * vy)
+        for w in range(4):
+            dash[1 + w] = wheels[w].omega
+        dash[5] = wheels[0].joint.angle
+        dash[6] = car.hull.angularVelocity
+        text, left, top = self._score(env.reward)
+        road = env.road_vertices
+        k = _scratch_arrays(1 + len(self._grass) + len(road) + CAR_POLYS + DASH_POLYS)
+        out = np.empty((STATE_H, STATE_W, 3), np.uint8)
+        rx.render_frame(
+            out, _NO_SURFACE if surface is None else surface, k["buf"], k["dirty"], k["rows"], k["acc"],
+            k["spans"], k["xs"], k["pv"], k["meta"], k["edges"],
+            cam, _FIELD, self._field_color, self._grass, self._grass_color, road, env.road_colors,
+            MAX_SHAPE_DIM,
+            self._fix_local, self._fix_count, self._fix_body, self._fix_color, xforms, self._phases,
+            self._stripe, self._stripe_color,
+            dash, self._dash_colors, text, left, top,
+            _XTAB, _XRECIP, _UTAB, _SEGS, _YKIND, _YTAB, _YRECIP,
+        )  # fmt: skip
+        return out
