@@ -81,6 +81,31 @@ def test_an_autopilot_race_is_the_same_race_on_an_avx2_cpu():
     assert emulated == native
 
 
+EXACT_FRAMES = """
+import hashlib, json
+import numpy as np
+from engine import make_env
+envs = [make_env("exact"), make_env("stock")]
+frames = [[env.reset(seed=__SEED__)[0]] for env in envs]
+for t in range(__STEPS__):
+    action = np.array([0.6 * np.sin(t / 4.0), 1.0, 0.0])
+    for env, seen in zip(envs, frames):
+        seen.append(env.step(action)[0])
+exact, stock = (np.stack(f) for f in frames)
+print(json.dumps({"exact": hashlib.sha256(exact.tobytes()).hexdigest(), "equal": bool(np.array_equal(exact, stock))}))
+"""
+
+
+@needs_qemu
+def test_the_exact_renderer_gives_stocks_bytes_on_an_avx2_cpu():
+    """The exact renderer's kernel (integer raster and smoothscale, compiled by numba for the
+    CPU it runs on) gives gymnasium's own frames on an AVX2-only CPU too."""
+    code = EXACT_FRAMES.replace("__SEED__", "3").replace("__STEPS__", "8")
+    native, emulated = run_python(code), run_python(code, cpu=AVX2_CPU)
+    assert native["equal"] and emulated["equal"]
+    assert emulated["exact"] == native["exact"]
+
+
 Z_ERROR = """
 import json, numpy as np, onnxruntime as ort
 opts = ort.SessionOptions(); opts.intra_op_num_threads = 1

@@ -20,6 +20,7 @@ import pytest
 from gymnasium.envs.box2d.car_racing import STATE_H, STATE_W, WINDOW_H, WINDOW_W, CarRacing
 
 from engine.env import raster_exact as rx
+from engine.env import render_exact
 from engine.env.racing_env import make_env
 from engine.env.render_exact import ExactRenderer
 
@@ -67,11 +68,12 @@ def steer_to_track(env, rng: np.random.Generator, wander: float = 0.0) -> np.nda
     return np.array([steer, gas, brake])
 
 
-@pytest.mark.parametrize("seed", DRIVE_SEEDS)
-def test_window_and_observation_equal_stock_on_an_untuned_drive(seed):
+@pytest.mark.parametrize("seed, tier", [(DRIVE_SEEDS[0], "kernel"), (DRIVE_SEEDS[1], "kernel"),
+                                        (DRIVE_SEEDS[0], "pygame")])  # fmt: skip
+def test_window_and_observation_equal_stock_on_an_untuned_drive(seed, tier):
     env = make_env("exact")
     env.reset(seed=seed)
-    renderer = ExactRenderer()
+    renderer = ExactRenderer(tier)
     rng = np.random.default_rng(1000 + seed)
     assert_same_as_stock(env, renderer, f"seed {seed} after reset")
     off_track = []
@@ -89,7 +91,7 @@ def test_off_track_and_recovery():
     """Out onto the grass at full lock, far from the road, then back along the track."""
     env = make_env("exact")
     env.reset(seed=41)
-    renderer = ExactRenderer()
+    renderer = ExactRenderer("kernel")
     rng = np.random.default_rng(7)
     phases = [np.array([0.0, 1.0, 0.0])] * 30 + [np.array([1.0, 1.0, 0.0])] * 10 + [np.array([0.0, 0.6, 0.0])] * 25
     off = []
@@ -109,7 +111,7 @@ def test_the_track_seen_from_above():
     hundreds of tiles, kerbs and grass patches on screen, hairpins included."""
     env = make_env("exact")
     env.reset(seed=5)
-    renderer = ExactRenderer()
+    renderer = ExactRenderer("kernel")
     rng = np.random.default_rng(5)
     base = env.unwrapped
     seen = 0
@@ -132,7 +134,7 @@ def test_dashboard_beyond_its_usual_range():
     negative score: the same pixels as stock."""
     env = make_env("exact")
     env.reset(seed=9)
-    renderer = ExactRenderer()
+    renderer = ExactRenderer("kernel")
     for _ in range(20):
         env.step(np.array([0.3, 1.0, 0.0]))
     base = env.unwrapped
@@ -154,6 +156,46 @@ def test_dashboard_beyond_its_usual_range():
         for w, omega in zip(car.wheels, saved[0]):
             w.omega = omega
         car.hull.angularVelocity, car.hull.linearVelocity, base.reward = saved[1], saved[2], saved[3]
+
+
+class _Compiling:
+    """A stand-in for the background compile: running until `done`."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def poll(self):
+        return 0 if self.done else None
+
+
+def test_auto_tier_draws_with_pygame_until_the_kernel_is_built(monkeypatch):
+    """While the background compile runs, frames come from the pygame tier; the frame after
+    it ends, from the kernel; stock's bytes throughout."""
+    compiling = _Compiling()
+    monkeypatch.setitem(render_exact._build, "ready", False)
+    monkeypatch.setitem(render_exact._build, "proc", compiling)
+    env = make_env("exact")
+    env.reset(seed=21)
+    renderer = ExactRenderer()
+    for t in range(6):
+        if t == 3:
+            compiling.done = True
+        env.step(np.array([0.2, 1.0, 0.0]))
+        assert_same_as_stock(env, renderer, f"step {t}")
+        assert renderer._pygame is not None  # the pygame tier drew the first frames
+        assert (renderer._car is not None) == (t >= 3)  # the kernel (which loads the car) from step 3 on
+
+
+def test_the_background_compile_runs():
+    """`python -m engine.env.render_exact` (what a process without the cached kernel starts)
+    compiles or loads the kernel and exits cleanly; afterwards it is cached for this CPU."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "engine.env.render_exact"], capture_output=True, text=True,
+                          timeout=600, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert render_exact.kernel_cached()
 
 
 def test_shrink_tables_match_the_sse2_filter_on_random_rows():

@@ -12,12 +12,24 @@ Colours go through pygame itself (gfxdraw's and draw's own mapping, read back fr
 one-pixel surface), the score text is rendered by pygame's font once per string and
 blitted onto a black surface of the window's format once, so what the kernel copies are
 the very pixels stock's blit writes.
+
+Tiers: the kernel takes seconds to compile, once per install and CPU (numba caches it).
+So that a first race does not wait for that, a process whose kernel is not in numba's
+cache draws with the pygame tier (engine.env.render_pygame: stock's own calls, the same
+bytes) while one background process (`python -m engine.env.render_exact`, niced) compiles
+the kernel into the cache; the next frame after it exits is drawn by the kernel. Set
+VMC_DUEL_EXACT_KERNEL=inline to compile in the process at first use instead (benchmarks
+do, so that they time the kernel from the start).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pygame
@@ -36,6 +48,7 @@ from gymnasium.envs.box2d.car_racing import (
 from pygame import gfxdraw
 
 from engine.env import raster_exact as rx
+from engine.env.render_pygame import PygameRenderer
 
 SCORE_FONT_SIZE = 42  # points, as in CarRacing-v3
 SCORE_CENTER = (60, WINDOW_H - WINDOW_H * 2.5 / 40.0)  # pixels on the 1000x800 window
@@ -46,6 +59,9 @@ DASH_COLORS = ((255, 255, 255), (0, 0, 255), (0, 0, 255), (51, 0, 255), (51, 0, 
 HULL_FIXTURES = 4  # polygons of the car hull; each of the 4 wheels has one
 CAR_POLYS = 4 + HULL_FIXTURES + 4  # wheels, hull, and a grey stripe per wheel at most
 DASH_POLYS = 8  # the dashboard's black box and its 7 bars
+KERNEL_BUILD_ENV = "VMC_DUEL_EXACT_KERNEL"  # "inline": compile the kernel in this process at first use
+TIERS = ("auto", "kernel", "pygame")  # auto: the kernel once it is compiled, the pygame tier until then
+BUILD_NICENESS = 10  # the background compile yields the CPU to the race
 
 # Rendered score strings as the window's pixels, shared by every renderer of the process (a
 # text depends only on its string): (pixels (h, w) uint32, left, top) in the flipped window.
@@ -99,6 +115,57 @@ def camera(env) -> tuple[float, tuple[float, float], float]:
 
 _FIELD = FIELD_VERTICES[None].copy()  # (1, 4, 2): the field as a one-quad array
 _scratch = threading.local()
+# The background compile of this process: {"ready": kernel usable, "proc": the compiling process}.
+_build: dict = {"ready": False, "proc": None}
+
+
+def kernel_cached() -> bool:
+    """Whether `render_frame` runs without compiling here: loaded in this process, or in
+    numba's cache for this source and this CPU. (numba has no public call for the latter:
+    its cache index is read; anything unexpected there reads as not cached.)"""
+    kernel = rx.render_frame
+    if kernel.signatures:
+        return True
+    try:
+        index = kernel._cache._cache_file._load_index()  # {} when the source changed since
+        magic = kernel.targetctx.codegen().magic_tuple()  # the CPU the code was made for
+        return any(key[1] == magic for key in index)
+    except Exception:
+        return False
+
+
+def _start_build() -> subprocess.Popen | None:
+    """Compile the kernel into numba's cache in a background process; None if it cannot start."""
+    if not sys.executable:
+        return None
+    root = str(Path(__file__).resolve().parents[2])  # where `engine` is importable from
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    try:
+        quiet = subprocess.DEVNULL
+        return subprocess.Popen([sys.executable, "-m", "engine.env.render_exact"], env=env, start_new_session=True,
+                                stdin=quiet, stdout=quiet, stderr=quiet)  # fmt: skip
+    except OSError:
+        return None
+
+
+def kernel_ready() -> bool:
+    """Whether this process draws with the kernel now; starts the background compile the
+    first time it is not cached. Once true, stays true (a failed background compile leaves
+    the compile to this process, at its next frame)."""
+    if _build["ready"]:
+        return True
+    proc = _build["proc"]
+    if proc is None:
+        if os.environ.get(KERNEL_BUILD_ENV) == "inline" or kernel_cached():
+            _build["ready"] = True
+        else:
+            proc = _build["proc"] = _start_build()
+            _build["ready"] = proc is None
+        return _build["ready"]
+    if proc.poll() is None:
+        return False
+    _build["ready"] = True
+    return True
 
 
 def _scratch_arrays(cap: int) -> dict[str, np.ndarray]:
@@ -121,9 +188,15 @@ def _scratch_arrays(cap: int) -> dict[str, np.ndarray]:
 
 
 class ExactRenderer:
-    """Draws `state_pixels` frames bit-identical to gymnasium's CarRacing-v3."""
+    """Draws `state_pixels` frames bit-identical to gymnasium's CarRacing-v3.
 
-    def __init__(self) -> None:
+    tier: "auto" (the kernel once compiled, see the module's docstring), "kernel" or
+    "pygame" (one of them always: for tests)."""
+
+    def __init__(self, tier: str = "auto") -> None:
+        if tier not in TIERS:
+            raise ValueError(f"tier={tier!r} is not one of {', '.join(TIERS)}")
+        self.tier = tier
         backend = pygame.transform.get_smoothscale_backend()
         if backend not in SMOOTHSCALE_BACKENDS:
             raise RuntimeError(
@@ -145,6 +218,7 @@ class ExactRenderer:
         self._dash_colors = np.array([self._surf.map_rgb(c) for c in DASH_COLORS], np.int64)
         self._stripe_color = self._surf.map_rgb(WHEEL_WHITE)
         self._car = None
+        self._pygame: PygameRenderer | None = None
 
     def _gfx_color(self, color) -> int:
         """The pixel gfxdraw writes for `color` (its own parsing and SDL_MapRGBA)."""
@@ -197,11 +271,15 @@ class ExactRenderer:
         """The observation of `env` (a CarRacing after reset). Returns (96, 96, 3) uint8, a
         new array. surface: a (WINDOW_H, WINDOW_W) uint32 array to receive the flipped
         window before smoothscale, as stock's `env.surf` holds it (for tests)."""
+        zoom, (tx, ty), angle = camera(env)
+        c, s = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)  # pygame's own (snapped) cos and sin
+        if self.tier == "pygame" or (self.tier == "auto" and not kernel_ready()):
+            if self._pygame is None:
+                self._pygame = PygameRenderer(self._font, self._grass, FIELD_VERTICES, SCORE_CENTER)
+            return self._pygame.render(env, (zoom, (tx, ty), angle, c, s), surface)
         car = env.car
         if car is not self._car:
             self._load_car(car)
-        zoom, (tx, ty), angle = camera(env)
-        c, s = pygame.math.Vector2(1.0, 0.0).rotate_rad(angle)  # pygame's own (snapped) cos and sin
         cam = self._cam
         cam[0] = c
         cam[1] = s
@@ -243,3 +321,20 @@ class ExactRenderer:
             _XTAB, _XRECIP, _UTAB, _SEGS, _YKIND, _YTAB, _YRECIP,
         )  # fmt: skip
         return out
+
+
+def _build_kernel() -> None:
+    """Compile the kernel into numba's cache (the background process of `kernel_ready`):
+    one frame of a CarRacing reset, drawn by the kernel."""
+    if hasattr(os, "nice"):
+        os.nice(BUILD_NICENESS)
+    from engine.env.racing_env import DuelCarRacing
+
+    env = DuelCarRacing(renderer="stock")
+    env.reset(seed=0)
+    ExactRenderer(tier="kernel").render(env)
+    env.close()
+
+
+if __name__ == "__main__":
+    _build_kernel()
