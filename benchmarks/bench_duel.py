@@ -21,6 +21,15 @@ as the engine has onnxruntime threads (--threads; --torch-threads 0: torch's def
 cores, which on a busy machine costs batch-1 calls dearly). No lookahead: the baseline
 does less work per step than the engine. Needs torch; without it the baseline is skipped.
 
+Same-core baseline (`baseline_same_cores`), the stock stack given the cores the engine's
+two lanes use: the two stock envs in one worker process each, stepped at the same time
+(`gymnasium.vector.AsyncVectorEnv`, as a user parallelising the original design would),
+and both players' models as one batch of 2 in the main process, with torch on as many
+threads as each engine process has (--threads; --same-cores-torch-threads to change: on 2
+cores, 2 torch threads measured 5 duel steps/s against 58 with 1, OpenMP's spinning
+threads starving the env workers, so 1 is the stronger baseline there). Each engine stack
+is compared with both: serial (`vs baseline`) and same cores (`vs same cores`).
+
 Rounds interleave (baseline, engine-exact, engine-fast, baseline, ...) after a warm-up
 round; the table reports median duel steps/s with the spread (min-max), and each engine
 renderer's speed-up as the median of the per-round ratios engine / baseline, all measured
@@ -35,11 +44,14 @@ The last line printed is the whole result as JSON.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+os.environ.setdefault("VMC_DUEL_EXACT_KERNEL", "inline")  # the exact renderer timed from its kernel (lanes inherit)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo: engine, train
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # this directory: common, bench_env
@@ -95,8 +107,8 @@ class BaselineDuel:
         from train.models import MDNRNN, VAE, MDNRNNConfig, VAEConfig
 
         self.torch = torch
-        if torch_threads:
-            torch.set_num_threads(torch_threads)
+        self.torch_threads = torch_threads or torch.get_num_threads()  # None: torch's default
+        torch.set_num_threads(self.torch_threads)
         self.vae = VAE(VAEConfig())
         self.vae.load_state_dict(torch.load(Path(weights_dir) / "vae.pth", weights_only=True))
         self.rnn = MDNRNN(MDNRNNConfig())
@@ -150,6 +162,57 @@ class BaselineDuel:
     def close(self) -> None:
         for env in self.envs:
             env.close()
+
+
+class SameCoreBaselineDuel(BaselineDuel):
+    """The stock stack on the engine's two-lane cores: both stock envs in their own worker
+    process, stepped together (AsyncVectorEnv), and both players' models as one batch of 2
+    by torch on `torch_threads` threads (set before each timed run: the serial baseline in
+    this same process uses another count)."""
+
+    def __init__(self, weights_dir: Path = WEIGHTS_DIR, torch_threads: int = 2):
+        super().__init__(weights_dir, torch_threads=None)
+        import gymnasium as gym
+
+        for env in self.envs:  # the parent's serial envs are not used here
+            env.close()
+        self.torch_threads = torch_threads
+        self.vec = gym.vector.AsyncVectorEnv([lambda: gym.make("CarRacing-v3")] * 2)
+        hidden = self.rnn.cfg.hidden_size
+        torch = self.torch
+        self.state2 = (torch.zeros(1, 2, hidden), torch.zeros(1, 2, hidden))  # (h, c), both players
+        self.prev2 = torch.zeros(2, self.rnn.cfg.action_size)
+        self.obs2 = np.zeros((2, 96, 96, 3), np.uint8)
+
+    def reset(self, seed: int) -> None:
+        self.torch.set_num_threads(self.torch_threads)
+        self.obs2, _ = self.vec.reset(seed=[seed, seed])  # both players on the same track
+        self.state2 = tuple(self.torch.zeros_like(t) for t in self.state2)
+        self.prev2 = self.torch.zeros_like(self.prev2)
+
+    @property
+    def finished(self) -> bool:
+        return False  # the vector env resets a finished car by itself, as AsyncVectorEnv users run it
+
+    def step(self) -> None:
+        torch, F = self.torch, self.torch.nn.functional
+        with torch.no_grad():
+            x = torch.from_numpy(self.obs2[:, :CROP_ROWS]).permute(0, 3, 1, 2).float()  # (2, 3, 84, 96)
+            x = F.interpolate(x, size=(MODEL_SIDE, MODEL_SIDE), mode="area") / 255.0
+            z, _ = self.vae.encode(x)  # (2, 32)
+            out, self.state2 = self.rnn.lstm(torch.cat([z, self.prev2], dim=-1)[:, None], self.state2)
+            h = out[:, 0]  # (2, 256)
+            self.rnn.heads(h)
+        feats = np.concatenate([z.numpy(), h.numpy()], axis=1).astype(np.float64)  # (2, 288)
+        actions = np.zeros((2, 3))
+        for p, (W, b) in enumerate(self.controllers):
+            a = np.tanh(W @ feats[p] + b)
+            actions[p] = (a[0], (a[1] + 1.0) / 2.0, min(max(a[2], 0.0), 1.0))
+        self.prev2 = torch.from_numpy(actions.astype(np.float32))
+        self.obs2, *_ = self.vec.step(actions)
+
+    def close(self) -> None:
+        self.vec.close()
 
 
 def timed(duel, steps: int, seed: int) -> float:
@@ -233,19 +296,30 @@ def baseline_or_reason(args: argparse.Namespace) -> tuple[BaselineDuel | None, s
     return BaselineDuel(torch_threads=torch_threads or None), None
 
 
+def serial_timed(baseline: BaselineDuel, steps: int, seed: int) -> float:
+    """`timed` for the serial baseline, with its own torch thread count (the same-core one
+    sets another in this process)."""
+    baseline.torch.set_num_threads(baseline.torch_threads)
+    return timed(baseline, steps, seed)
+
+
 def run(args: argparse.Namespace) -> dict:
     from engine.race.duel import Duel
 
     k = lookahead_knobs()
     duels = {}
-    baseline, reason = None, None
+    baseline, same_cores, reason = None, None, None
     try:
         for name, kwargs in engine_stacks(args.device).items():
             duels[name] = Duel(device=args.device, knobs=[k, k], threads=args.threads, **kwargs)
         baseline, reason = baseline_or_reason(args)
         if reason:
             print(f"bench_duel: baseline skipped: {reason}", file=sys.stderr)
-        fns = {} if baseline is None else {"baseline": lambda: timed(baseline, args.steps, args.seed)}
+        fns = {}
+        if baseline is not None:
+            same_cores = SameCoreBaselineDuel(torch_threads=args.same_cores_torch_threads or args.threads)
+            fns["baseline"] = lambda: serial_timed(baseline, args.steps, args.seed)
+            fns["baseline_same_cores"] = lambda: timed(same_cores, args.steps, args.seed)
         for name, duel in duels.items():
             fns[name] = lambda duel=duel: timed(duel, args.steps, args.seed)
         rates, rounds = interleaved(fns, args.repeats, warmup=1)
@@ -255,6 +329,8 @@ def run(args: argparse.Namespace) -> dict:
             duel.close()
         if baseline is not None:
             baseline.close()
+        if same_cores is not None:
+            same_cores.close()
     result = {
         "benchmark": "duel",
         "device": args.device,
@@ -272,10 +348,15 @@ def run(args: argparse.Namespace) -> dict:
     if baseline is not None:
         import torch
 
-        result["baseline"] = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+        result["baseline"] = {"torch": torch.__version__, "torch_threads": baseline.torch_threads,
                               "renderer": "stock gymnasium CarRacing-v3", "lookahead": False}  # fmt: skip
+        result["baseline_same_cores"] = {"torch_threads": same_cores.torch_threads, "env_processes": 2,
+                                         "vector_env": "gymnasium.vector.AsyncVectorEnv", "batch": 2,
+                                         "renderer": "stock gymnasium CarRacing-v3", "lookahead": False}  # fmt: skip
         result["speedup_vs_baseline"] = {name[len("engine_"):]: median_ratio(rounds, name, "baseline")
                                          for name in duels}  # fmt: skip
+        result["speedup_vs_same_cores"] = {name[len("engine_"):]: median_ratio(rounds, name, "baseline_same_cores")
+                                           for name in duels}  # fmt: skip
     result["stacks"] = {name: {"renderer": d.renderer, "lanes": 1 if d.lanes is None else 2,
                                "precision": d.precision} for name, d in duels.items()}  # fmt: skip
     return result
@@ -284,12 +365,14 @@ def run(args: argparse.Namespace) -> dict:
 def format_table(result: dict) -> str:
     rates = result["duel_steps_per_s"]
     speedup = result.get("speedup_vs_baseline", {})
+    same = result.get("speedup_vs_same_cores", {})
     lines = [f"Duel loop on {result['device']} (lookahead 10, risk aversion 0.5): duel steps/s, "
              f"{result['steps']} steps x {result['repeats']} rounds",
-             f"{'stack':<26}{'duel steps/s':>14}{'min-max':>16}{'vs baseline':>13}"]  # fmt: skip
+             f"{'stack':<26}{'duel steps/s':>14}{'min-max':>16}{'vs baseline':>13}{'vs same cores':>15}"]  # fmt: skip
     for name, s in rates.items():
-        ratio = "1.00x" if name == "baseline" else (f"{speedup[name[7:]]:.2f}x" if speedup else "-")
-        lines.append(f"{name:<26}{s['median']:>14.1f}{spread(s, '{:.1f}'):>16}{ratio:>13}")
+        ratio = f"{speedup[name[7:]]:.2f}x" if name[7:] in speedup else "-"
+        ratio_same = f"{same[name[7:]]:.2f}x" if name[7:] in same else "-"
+        lines.append(f"{name:<26}{s['median']:>14.1f}{spread(s, '{:.1f}'):>16}{ratio:>13}{ratio_same:>15}")
     if result["baseline_skipped"]:
         lines.append(f"baseline skipped: {result['baseline_skipped']}")
     parts = result.get("breakdown_ms_per_duel_step", {})
@@ -311,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="the engine's onnxruntime threads (default 1, as Duel)")
     p.add_argument("--torch-threads", type=int, default=None, help="torch threads for the baseline (default: "
                    "--threads, the same cores as the engine; 0: torch's own choice, all cores)")  # fmt: skip
+    p.add_argument("--same-cores-torch-threads", type=int, default=None, help="torch threads of the same-core "
+                   "baseline's main process (default: --threads)")  # fmt: skip
     p.add_argument("--seed", type=int, default=TRACK_SEED, help=f"track seed (default {TRACK_SEED})")
     p.add_argument("--no-baseline", action="store_true", help="time the engine only")
     p.add_argument("--quick", action="store_true", help="a few steps, 1 round: a smoke test only")

@@ -1,13 +1,16 @@
 """Racing environment throughput: stock vs exact vs fast renderer, and vectorised envs.
 
-    python benchmarks/bench_env.py [--steps 300] [--repeats 5] [--quick] [--out FILE]
+    python benchmarks/bench_env.py [--steps 300] [--repeats 5] [--quick] [--out FILE | --save]
 
 Each renderer drives the same track with the same actions. Repetitions interleave the
 renderers (stock, exact, fast, stock, ...) after one warm-up round, so a noisy
 neighbour slows all three alike; the table reports the median steps/s and the spread
 (min-max), and the ratios are medians of the per-round ratios, all from this one run.
 Then `VecRaceEnv` throughput (environment steps per second, fast renderer) with 1 and 2
-worker processes. The last line printed is the whole result as JSON.
+worker processes. The last line printed is the whole result as JSON, with the machine it
+ran on (CPU model, LLVM's name for it, vector ISA, cores, load); --save writes it to
+benchmarks/results/<machine>/env.json, the machine's own directory
+(benchmarks/machines.py tabulates every machine's results).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -24,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("VMC_DUEL_EXACT_KERNEL", "inline")  # time the exact renderer's kernel from the start
 
 from engine import make_env  # noqa: E402
 from engine.env.vector_env import VecRaceEnv  # noqa: E402
@@ -31,6 +36,7 @@ from engine.hardware import hardware_info  # noqa: E402
 
 RENDERERS = ("stock", "exact", "fast")
 TRACK_SEED = 7  # the benchmark track
+RESULTS_DIR = Path(__file__).resolve().parent / "results"  # one directory per machine below it
 
 
 def bench_actions(n: int, seed: int = 0) -> np.ndarray:
@@ -93,8 +99,32 @@ def bench_vector(num_envs: int, steps: int, repeats: int, workers_list: list[int
     return out
 
 
+def llvm_cpu() -> str:
+    """LLVM's name for this CPU ("znver5", "sapphirerapids", "haswell"): what numba compiles for,
+    and a finer name than /proc/cpuinfo's model on some virtual machines ("AMD EPYC")."""
+    try:
+        from llvmlite import binding as llvm
+
+        return llvm.get_host_cpu_name()
+    except Exception:
+        return "unknown"
+
+
 def machine() -> dict:
-    return {**hardware_info(), "cores": os.cpu_count(), "python": platform.python_version()}
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    return {**hardware_info(), "llvm_cpu": llvm_cpu(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "load_average": load}  # fmt: skip
+
+
+def machine_slug(info: dict | None = None) -> str:
+    """The name of a machine's results directory: CPU model, LLVM's CPU name, cores
+    ("amd-epyc-znver5-2core")."""
+    info = info or machine()
+    name = f"{info['cpu']}-{info.get('llvm_cpu', 'unknown')}-{info['cores']}core"
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -106,8 +136,14 @@ def main(argv: list[str] | None = None) -> dict:
         "--quick", action="store_true", help="a few steps only: a smoke test, not a measurement"
     )
     parser.add_argument("--out", type=Path, help="also write the JSON result to this file")
+    parser.add_argument("--save", action="store_true",
+                        help="write the JSON result to benchmarks/results/<machine>/env.json")  # fmt: skip
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     args = parser.parse_args(argv)
+    if args.save:
+        if args.out:
+            parser.error("--out and --save: give one")
+        args.out = RESULTS_DIR / machine_slug() / "env.json"
     if args.out and args.out.exists() and not args.force:
         parser.error(f"{args.out} exists; pass --force to overwrite it")
     if args.quick:
@@ -128,6 +164,8 @@ def main(argv: list[str] | None = None) -> dict:
         },
     }
     r = result["renderers"]
+    m = result["machine"]
+    print(f"{m['cpu']} ({m['llvm_cpu']}), {m['cores']} cores, {m['vector_isa']}; load average {m['load_average']}")
     print(f"{'renderer':<10}{'steps/s (median)':>18}{'min-max':>20}{'vs stock':>10}")
     for name in RENDERERS:
         ratio = 1.0 if name == "stock" else r[f"{name}_vs_stock"]

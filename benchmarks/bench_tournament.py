@@ -1,9 +1,11 @@
 """Batched duels, as a tournament runs them: player-steps/s by worker processes and onnxruntime threads.
 
     python benchmarks/bench_tournament.py [--device cpu|cuda] [--duels 32] [--steps 100] [--repeats 3]
-                                          [--workers 0,1,2] [--threads 1,2] [--quick] [--out FILE]
+                                          [--workers 0,1,2] [--threads 1,2] [--renderer exact|fast]
+                                          [--quick] [--out FILE]
 
-`engine.race.duel.Duel(duels=N, renderer="fast", workers=w, threads=t, device)`: 2N players, all
+`engine.race.duel.Duel(duels=N, renderer, workers=w, threads=t, device)` (renderer: exact, the
+default of `vmc-duel tournament`, unless --renderer says otherwise): 2N players, all
 world-model steps in one onnxruntime call, the environments in w worker processes (0: in
 this process), raced by `Duel.run` as `vmc-duel tournament` races them: with 2 or more
 workers pipelined (one half of the cars steps while the model decides for the other).
@@ -14,7 +16,7 @@ default threads: 1, 2, 4 up to the number of cores.
 
 The ceiling is measured in the same run: the model alone (every player's decision,
 `Players.act` at the tournament's batch on real frames, one thread) and the environments
-alone (one process stepping the 2N fast environments) give the cost of a player-step in
+alone (one process stepping the 2N environments, same renderer) give the cost of a player-step in
 core-seconds, 1/model + 1/env; the machine's cores can do at most cores / (1/model + 1/env)
 player-steps/s. `ceiling_fraction` is the best configuration's throughput over that.
 The last line printed is the whole result as JSON.
@@ -30,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo: engine, train
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # this directory: common, bench_env
+os.environ.setdefault("VMC_DUEL_EXACT_KERNEL", "inline")  # time the exact renderer's kernel from the start
 
 import numpy as np  # noqa: E402
 from bench_duel import precision_for  # noqa: E402
@@ -61,12 +64,12 @@ def timed(duel, steps: int, seeds: list[int]) -> float:
     return sum(t.step for t in duel.telemetry) / elapsed
 
 
-def _race_share(seeds: list[int], steps: int, device: str, barrier) -> tuple[int, float, float]:
+def _race_share(seeds: list[int], steps: int, device: str, barrier, renderer: str) -> tuple[int, float, float]:
     """One process's share of a data-parallel tournament: (player-steps, start, end) of `steps`
     steps, timed from a barrier that all processes pass together (their setup is not timed)."""
     from engine.race.duel import Duel
 
-    with Duel(duels=len(seeds), renderer="fast", workers=0, threads=1, device=device,
+    with Duel(duels=len(seeds), renderer=renderer, workers=0, threads=1, device=device,
               precision=precision_for(device)) as duel:  # fmt: skip
         duel.reset(seeds)
         duel.run(steps=5)  # warm-up: numba, onnxruntime's first runs
@@ -77,7 +80,7 @@ def _race_share(seeds: list[int], steps: int, device: str, barrier) -> tuple[int
         return sum(t.step for t in duel.telemetry), start, time.time()
 
 
-def timed_processes(processes: int, steps: int, seeds: list[int], device: str) -> float:
+def timed_processes(processes: int, steps: int, seeds: list[int], device: str, renderer: str) -> float:
     """Player-steps/s of `processes` processes, each racing its share of `seeds` in-process with
     one onnxruntime thread (run_tournament(processes=...)), timed from a common start."""
     import multiprocessing as mp
@@ -87,7 +90,8 @@ def timed_processes(processes: int, steps: int, seeds: list[int], device: str) -
     shares = [seeds[k::processes] for k in range(processes)]
     with ctx.Manager() as manager, ProcessPoolExecutor(processes, mp_context=ctx) as pool:
         barrier = manager.Barrier(processes)
-        done = [f.result() for f in [pool.submit(_race_share, share, steps, device, barrier) for share in shares]]
+        futures = [pool.submit(_race_share, share, steps, device, barrier, renderer) for share in shares]
+        done = [f.result() for f in futures]
     return sum(d[0] for d in done) / (max(d[2] for d in done) - min(d[1] for d in done))
 
 
@@ -113,12 +117,12 @@ def model_only(players: int, steps: int, device: str) -> float:
     return players * steps / (time.perf_counter() - start)
 
 
-def env_only(players: int, steps: int) -> float:
-    """Env steps/s of one process stepping `players` fast environments (the benchmark drive)."""
+def env_only(players: int, steps: int, renderer: str) -> float:
+    """Env steps/s of one process stepping `players` environments (the benchmark drive)."""
     from engine.env.vector_env import VecRaceEnv
 
     actions = bench_actions(steps)
-    with VecRaceEnv(players, workers=0, renderer="fast") as vec:
+    with VecRaceEnv(players, workers=0, renderer=renderer) as vec:
         vec.reset([TRACK_SEED + k // 2 for k in range(players)])
         start = time.perf_counter()
         for t in range(steps):
@@ -126,10 +130,10 @@ def env_only(players: int, steps: int) -> float:
         return players * steps / (time.perf_counter() - start)
 
 
-def ceiling(players: int, steps: int, repeats: int, device: str) -> dict:
+def ceiling(players: int, steps: int, repeats: int, device: str, renderer: str) -> dict:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     model = measure(lambda: model_only(players, steps, device), repeats, warmup=1)
-    env = measure(lambda: env_only(players, steps), repeats, warmup=1)
+    env = measure(lambda: env_only(players, steps, renderer), repeats, warmup=1)
     per_step = 1.0 / model["median"] + 1.0 / env["median"]  # core-seconds per player-step
     return {"cores": cores, "model_player_steps_per_s_1thread": model, "env_steps_per_s_1process": env,
             "player_steps_per_s": cores / per_step}  # fmt: skip
@@ -142,14 +146,15 @@ def run(args: argparse.Namespace) -> dict:
     rows = []
     for workers in args.workers:
         for threads in args.threads:
-            with Duel(duels=args.duels, renderer="fast", workers=workers, threads=threads, device=args.device,
+            with Duel(duels=args.duels, renderer=args.renderer, workers=workers, threads=threads, device=args.device,
                       precision=precision_for(args.device)) as duel:  # fmt: skip
                 rate = measure(lambda duel=duel: timed(duel, args.steps, seeds), args.repeats, warmup=1)
             rows.append({"processes": 1, "workers": workers, "threads": threads, "player_steps_per_s": rate})
     for processes in args.processes:
-        rate = measure(lambda p=processes: timed_processes(p, args.steps, seeds, args.device), args.repeats, warmup=0)
+        rate = measure(lambda p=processes: timed_processes(p, args.steps, seeds, args.device, args.renderer),
+                       args.repeats, warmup=0)  # fmt: skip
         rows.append({"processes": processes, "workers": 0, "threads": 1, "player_steps_per_s": rate})
-    top = ceiling(2 * args.duels, args.steps, args.repeats, args.device)
+    top = ceiling(2 * args.duels, args.steps, args.repeats, args.device, args.renderer)
     best = max(r["player_steps_per_s"]["median"] for r in rows)
     return {
         "benchmark": "tournament",
@@ -157,7 +162,7 @@ def run(args: argparse.Namespace) -> dict:
         "quick": args.quick,
         "duels": args.duels,
         "players": 2 * args.duels,
-        "renderer": "fast",
+        "renderer": args.renderer,
         "steps": args.steps,
         "repeats": args.repeats,
         "rows": rows,
@@ -167,7 +172,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def format_table(result: dict) -> str:
-    lines = [f"Tournament: {result['duels']} duels ({result['players']} players, fast renderer) on "
+    lines = [f"Tournament: {result['duels']} duels ({result['players']} players, {result['renderer']} renderer) on "
              f"{result['device']}: player-steps/s, {result['steps']} steps x {result['repeats']} repeats",
              f"{'processes':>10}{'workers':>8}{'threads':>9}{'player-steps/s':>16}{'min-max':>18}"]  # fmt: skip
     for r in result["rows"]:
@@ -200,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=int_list(2), help="data-parallel processes, comma-separated: the tracks "
                    "shared out, each process with in-process environments and 1 thread, as `vmc-duel tournament "
                    "--processes N` (default: the number of cores, if 2 or more)")  # fmt: skip
+    p.add_argument("--renderer", choices=("exact", "fast"), default="exact",
+                   help="the duels' renderer (default exact, as vmc-duel tournament)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="2 duels, a few steps, 1 repeat: a smoke test only")
     add_output_options(p)
     return p

@@ -1,11 +1,12 @@
 """The whole benchmark suite (what `vmc-duel bench` runs): world model, duel loop, tournament, in one report.
 
-    python benchmarks/run_all.py [--device cpu|cuda] [--quick] [--json] [--out-dir benchmarks/results] [--force]
+    python benchmarks/run_all.py [--device cpu|cuda] [--quick] [--json] [--out-dir DIR] [--force]
                                  [--repeats N] [--peak-flops 96e9] [--skip model|duel|tournament]
 
 Runs bench_model, bench_duel and bench_tournament (this directory's scripts, imported as
 modules, with their own defaults; --quick makes each a smoke run of a few seconds) and
-writes, for N = os.cpu_count():
+writes, for N = os.cpu_count(), into OUT_DIR = benchmarks/results/<machine> by default (one
+directory per machine: CPU model, LLVM's CPU name, cores; benchmarks/machines.py compares them):
     OUT_DIR/bench_{device}_{N}core.json  machine (CPU, cores, GPUs, library versions, date) + every result
     OUT_DIR/bench_{device}_{N}core.md    the tables in markdown
     OUT_DIR/bench_{device}_{N}core.png   world-model throughput vs batch size, log-log (needs matplotlib)
@@ -28,12 +29,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_duel  # noqa: E402
+import bench_env  # noqa: E402
 import bench_model  # noqa: E402
 import bench_tournament  # noqa: E402
 from common import REPO_ROOT, machine_info, spread, write_atomic  # noqa: E402
 
 BENCHMARKS = {"model": bench_model, "duel": bench_duel, "tournament": bench_tournament}
-OUT_DIR = HERE / "results"
+OUT_DIR = HERE / "results" / bench_env.machine_slug()
 PLOT_SIZE = (8.0, 5.5)  # inches
 PLOT_DPI = 120
 
@@ -117,15 +119,19 @@ def markdown(summary: dict) -> str:
     duel = summary.get("duel")
     if duel:
         speed = duel.get("speedup_vs_baseline", {})
+        same = duel.get("speedup_vs_same_cores", {})
         out += ["", "## Duel loop (two players, lookahead 10, risk aversion 0.5)", "",
                 f"duel steps/s over {duel['steps']} steps, median and min-max over {duel['repeats']} interleaved "
                 "rounds; speed-up = median per-round ratio engine / baseline (stock gymnasium + PyTorch eager, "
-                "no lookahead).", ""]  # fmt: skip
+                "no lookahead): the serial stack (`baseline`), and the same stack on the engine's cores "
+                "(`baseline_same_cores`: one process per car as AsyncVectorEnv, the models as one batch).",
+                ""]  # fmt: skip
         rows = []
         for name, s in duel["duel_steps_per_s"].items():
-            ratio = "1.00x" if name == "baseline" else (f"{speed[name[7:]]:.2f}x" if speed else "-")
-            rows.append([name, f"{s['median']:.1f}", spread(s, "{:.1f}"), ratio])
-        out += _table(["stack", "duel steps/s", "min-max", "vs baseline"], rows)
+            ratio = f"{speed[name[7:]]:.2f}x" if name[7:] in speed else "-"
+            ratio_same = f"{same[name[7:]]:.2f}x" if name[7:] in same else "-"
+            rows.append([name, f"{s['median']:.1f}", spread(s, "{:.1f}"), ratio, ratio_same])
+        out += _table(["stack", "duel steps/s", "min-max", "vs baseline", "vs same cores"], rows)
         if duel["baseline_skipped"]:
             out.append(f"\nBaseline skipped: {duel['baseline_skipped']}")
         parts = duel.get("breakdown_ms_per_duel_step", {})
@@ -138,7 +144,8 @@ def markdown(summary: dict) -> str:
     if tour:
         out += [
             "",
-            f"## Tournament ({tour['duels']} duels = {tour['players']} players, fast renderer)",
+            f"## Tournament ({tour['duels']} duels = {tour['players']} players, "
+            f"{tour.get('renderer', 'fast')} renderer)",
             "",
             f"player-steps/s over {tour['steps']} steps, median and min-max over {tour['repeats']} repeats.",
             "",

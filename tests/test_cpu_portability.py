@@ -82,7 +82,8 @@ def test_an_autopilot_race_is_the_same_race_on_an_avx2_cpu():
 
 
 EXACT_FRAMES = """
-import hashlib, json
+import hashlib, json, os
+os.environ["VMC_DUEL_EXACT_KERNEL"] = "inline"  # the kernel from the first frame, not the pygame tier
 import numpy as np
 from engine import make_env
 envs = [make_env("exact"), make_env("stock")]
