@@ -26,7 +26,7 @@ from pathlib import Path
 
 from engine.world_model.runtime import DEVICES
 
-KERNEL_MODULES = ("engine.env.render_exact", "engine.env.render_fast", "engine.world_model.frames",
+KERNEL_MODULES = ("engine.env.raster_exact", "engine.env.render_fast", "engine.world_model.frames",
                   "engine.policy.controller", "engine.policy.risk", "engine.policy.strategy",
                   "engine.policy.imagine", "engine.policy.players")  # fmt: skip
 
@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     from engine.world_model.manifest import WEIGHTS_DIR, WEIGHTS_SOURCE, load_manifest
     from engine.world_model.runtime import Decoder, WorldModel, make_session, providers_for
 
+    # The exact renderer compiles its kernel here, not in a background process after we exit.
+    os.environ["VMC_DUEL_EXACT_KERNEL"] = "inline"
     weights = args.weights or WEIGHTS_DIR
     source = "--weights" if args.weights else WEIGHTS_SOURCE
     start = time.perf_counter()

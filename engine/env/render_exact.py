@@ -61,7 +61,7 @@ CAR_POLYS = 4 + HULL_FIXTURES + 4  # wheels, hull, and a grey stripe per wheel a
 DASH_POLYS = 8  # the dashboard's black box and its 7 bars
 KERNEL_BUILD_ENV = "VMC_DUEL_EXACT_KERNEL"  # "inline": compile the kernel in this process at first use
 TIERS = ("auto", "kernel", "pygame")  # auto: the kernel once it is compiled, the pygame tier until then
-BUILD_NICENESS = 10  # the background compile yields the CPU to the race
+BUILD_NICENESS = 19  # the background compile takes only CPU the race leaves (the lowest priority)
 
 # Rendered score strings as the window's pixels, shared by every renderer of the process (a
 # text depends only on its string): (pixels (h, w) uint32, left, top) in the flipped window.
@@ -142,7 +142,10 @@ def _start_build() -> subprocess.Popen | None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     try:
         quiet = subprocess.DEVNULL
-        return subprocess.Popen([sys.executable, "-m", "engine.env.render_exact"], env=env, start_new_session=True,
+        # Its own process group (a Ctrl-C of the race does not stop it) but the same session:
+        # with the kernel's autogroup scheduling, a new session would be its own group of equal
+        # weight to the race's, and its niceness would count for nothing.
+        return subprocess.Popen([sys.executable, "-m", "engine.env.render_exact"], env=env, process_group=0,
                                 stdin=quiet, stdout=quiet, stderr=quiet)  # fmt: skip
     except OSError:
         return None
@@ -205,18 +208,19 @@ class ExactRenderer:
             )
         pygame.font.init()
         self._font = pygame.font.Font(pygame.font.get_default_font(), SCORE_FONT_SIZE)
-        self._surf = pygame.Surface((WINDOW_W, WINDOW_H))  # the window's format, for colours and text
-        if self._surf.get_masks() != XRGB_MASKS:
-            raise RuntimeError(f"expected an XRGB8888 window, pygame made masks {self._surf.get_masks()}")
+        # One pixel in the window's format (what pygame.Surface((W, H)) makes): colours are
+        # mapped and drawn on it; the pygame tier keeps its own window-sized surfaces.
         self._pixel = pygame.Surface((1, 1))
+        if self._pixel.get_masks() != XRGB_MASKS:
+            raise RuntimeError(f"expected an XRGB8888 window, pygame made masks {self._pixel.get_masks()}")
         self._grass = grass_vertices()
         self._cam = np.zeros(5)
         self._colors: tuple = (None, None)  # env.bg_color, env.grass_color the two below were made from
         self._field_color = 0
         self._grass_color = 0
         self._dash = np.zeros(7)
-        self._dash_colors = np.array([self._surf.map_rgb(c) for c in DASH_COLORS], np.int64)
-        self._stripe_color = self._surf.map_rgb(WHEEL_WHITE)
+        self._dash_colors = np.array([self._pixel.map_rgb(c) for c in DASH_COLORS], np.int64)
+        self._stripe_color = self._pixel.map_rgb(WHEEL_WHITE)
         self._car = None
         self._pygame: PygameRenderer | None = None
 
@@ -231,7 +235,7 @@ class ExactRenderer:
         self._bodies = list(car.drawlist)
         local, count, body, color, stripe = [], [], [], [], []
         for b, obj in enumerate(self._bodies):
-            mapped = self._surf.map_rgb([int(c * 255) for c in obj.color])
+            mapped = self._pixel.map_rgb([int(c * 255) for c in obj.color])
             for fixture in obj.fixtures:
                 verts = np.zeros((rx.MAX_VERTS, 2), np.float32)
                 shape = np.array(fixture.shape.vertices, dtype=np.float32)
