@@ -46,15 +46,15 @@ def _ratio(x) -> str:
 
 def table() -> str:
     head = ["results", "CPU (LLVM)", "vector ISA", "cores", "load (1 min)", "stock steps/s", "exact", "fast",
-            "duel exact 2 lanes vs serial stock", "vs same-core stock",
+            "duel exact, 1 process / 2 lanes, vs serial stock", "vs same-core stock",
             "tournament (renderer): % of ceiling"]  # fmt: skip
     rows = []
     for where, env, suite in _runs():
         m = {**(suite or {}).get("machine", {}), **(env or {}).get("machine", {})}
         r = (env or {}).get("renderers", {})
         duel = (suite or {}).get("duel") or {}
-        serial = duel.get("speedup_vs_baseline", {}).get("exact_2lanes")
-        same = duel.get("speedup_vs_same_cores", {}).get("exact_2lanes")
+        serial = duel.get("speedup_vs_baseline", {})
+        same = duel.get("speedup_vs_same_cores", {})
         tour = (suite or {}).get("tournament") or {}
         frac = tour.get("ceiling_fraction")
         load = m.get("load_average")
@@ -62,7 +62,9 @@ def table() -> str:
             where, f"{m.get('cpu', '?')} ({m.get('llvm_cpu', '?')})", m.get("vector_isa", "?"),
             m.get("cores", "?"), load[0] if load else "?",
             f"{r['stock']['median']:.0f}" if "stock" in r else "-",
-            _ratio(r.get("exact_vs_stock")), _ratio(r.get("fast_vs_stock")), _ratio(serial), _ratio(same),
+            _ratio(r.get("exact_vs_stock")), _ratio(r.get("fast_vs_stock")),
+            f"{_ratio(serial.get('exact'))} / {_ratio(serial.get('exact_2lanes'))}",
+            f"{_ratio(same.get('exact'))} / {_ratio(same.get('exact_2lanes'))}",
             f"{100 * frac:.0f}% ({tour.get('renderer', 'fast')})" if frac else "-",
         ])  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
