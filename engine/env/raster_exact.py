@@ -520,41 +520,46 @@ def _shrink_band(buf, dirty, rows, r0, n_rows, xtab, recip, utab):
     uint8, R G B per output pixel. xtab (3, STATE_W) int64: boundary pixel, its weight, its
     remainder (shrink_plan). A segment not marked in dirty is one colour: utab[k, value]."""
     for i in range(n_rows):
-        start = 0
-        for k in range(STATE_W):
-            b = xtab[0, k]
-            if dirty[i, k] == 0:
-                v = np.int64(buf[i, b])
-                rows[r0 + i, 3 * k] = utab[k, (v >> 16) & 255]
-                rows[r0 + i, 3 * k + 1] = utab[k, (v >> 8) & 255]
-                rows[r0 + i, 3 * k + 2] = utab[k, v & 255]
+        # Row views and unsigned indices: numba then adds no negative-index fix-up to each access.
+        src = buf[i]
+        flags = dirty[i]
+        dst = rows[r0 + i]
+        start = np.uint64(0)
+        for kk in range(STATE_W):
+            k = np.uint64(kk)
+            b = np.uint64(xtab[0, k])
+            if flags[k] == 0:
+                v = np.uint64(src[b])
+                dst[np.uint64(3) * k] = utab[k, (v >> np.uint64(16)) & np.uint64(255)]
+                dst[np.uint64(3) * k + np.uint64(1)] = utab[k, (v >> np.uint64(8)) & np.uint64(255)]
+                dst[np.uint64(3) * k + np.uint64(2)] = utab[k, v & np.uint64(255)]
             else:
                 rb = 0
                 g = 0
                 for x in range(start, b):
-                    p = np.int64(buf[i, x])
+                    p = np.int64(src[x])
                     rb += p & 0xFF00FF  # red and blue in separate 16-bit lanes: 11 pixels never carry
                     g += p & 0xFF00
                 r = rb >> 16
                 bl = rb & 0xFFFF
                 g >>= 8
-                p = np.int64(buf[i, b])
+                p = np.int64(src[b])
                 w = 4 * xtab[1, k]
                 r += (((p >> 16) & 255) * w) >> 16
                 g += (((p >> 8) & 255) * w) >> 16
                 bl += ((p & 255) * w) >> 16
-                if k:
-                    p = np.int64(buf[i, start - 1])
-                    w = 4 * xtab[2, k - 1]
+                if kk:
+                    p = np.int64(src[start - np.uint64(1)])
+                    w = 4 * xtab[2, k - np.uint64(1)]
                     r += (((p >> 16) & 255) * w) >> 16
                     g += (((p >> 8) & 255) * w) >> 16
                     bl += ((p & 255) * w) >> 16
                 # No clamp: an output's weights sum to 170666 / 16384 pixels, so 255 everywhere
                 # gives 2656 * recip >> 16 = 254 (SSE2's packus never saturates).
-                rows[r0 + i, 3 * k] = (r * recip) >> 16
-                rows[r0 + i, 3 * k + 1] = (g * recip) >> 16
-                rows[r0 + i, 3 * k + 2] = (bl * recip) >> 16
-            start = b + 1
+                dst[np.uint64(3) * k] = (r * recip) >> 16
+                dst[np.uint64(3) * k + np.uint64(1)] = (g * recip) >> 16
+                dst[np.uint64(3) * k + np.uint64(2)] = (bl * recip) >> 16
+            start = b + np.uint64(1)
 
 
 @njit(cache=True, error_model="numpy")
