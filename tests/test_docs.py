@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
+README_MAX_LINES = 250  # the front door: what it is, two commands, the main commands, headline figures, links
 
 
 def slug(heading: str) -> str:
@@ -47,6 +48,11 @@ def test_readme_links_resolve():
         elif anchor and file.suffix == ".md" and anchor not in anchors(file.read_text()):
             broken.append(f"{target}: no heading #{anchor} in {file.relative_to(ROOT)}")
     assert not broken, "README.md: " + "; ".join(broken)
+
+
+def test_readme_is_a_front_door():
+    lines = (ROOT / "README.md").read_text().count("\n")
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines (at most {README_MAX_LINES}): the rest goes in docs/"
 
 
 def test_docs_build_strictly(tmp_path):
