@@ -52,7 +52,7 @@ def test_readme_links_resolve():
 
 def test_readme_is_a_front_door():
     lines = (ROOT / "README.md").read_text().count("\n")
-    assert lines <= README_MAX_LINES, f"README.md has {lines} lines (at most {README_MAX_LINES}): the rest goes in docs/"
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines (at most {README_MAX_LINES}): the rest in docs/"
 
 
 def test_docs_build_strictly(tmp_path):
