@@ -87,6 +87,20 @@ def test_window_and_observation_equal_stock_on_an_untuned_drive(seed, tier):
     assert any(off_track) and not all(off_track)  # the drive left the road and came back
 
 
+def test_two_cars_on_the_pygame_tier_share_its_surfaces_and_each_equals_stock():
+    """A thread's pygame-tier renderers share one set of window surfaces (a cold duel's two cars need one
+    6.4 MB set, not two): cars on different tracks, rendered in turn, each give stock's frames."""
+    envs = [make_env("exact") for _ in range(2)]
+    renderers = [ExactRenderer("pygame") for _ in envs]
+    rng = np.random.default_rng(7)
+    for env, seed in zip(envs, (31, 47)):
+        env.reset(seed=seed)
+    for t in range(40):
+        for k, (env, renderer) in enumerate(zip(envs, renderers)):
+            env.step(steer_to_track(env, rng))
+            assert_same_as_stock(env, renderer, f"car {k} step {t}")
+
+
 def test_off_track_and_recovery():
     """Out onto the grass at full lock, far from the road, then back along the track."""
     env = make_env("exact")

@@ -17,6 +17,8 @@ polygon, the car's own `draw`, the dashboard's `_render_indicators`, the font bl
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pygame
 from gymnasium.envs.box2d.car_racing import MAX_SHAPE_DIM, STATE_H, STATE_W, WINDOW_H, WINDOW_W
@@ -51,6 +53,21 @@ def visible(screen: np.ndarray) -> np.ndarray:
     return inside.any(axis=-1)
 
 
+# The window-size surfaces a render draws on, one set per thread, shared by that thread's renderers: a
+# render overwrites all of them before it reads any, and a process steps its cars one after another, so
+# a duel's two cars need one set (6.4 MB), not one each. Threads of their own (a server's race beside a
+# test's) get their own set.
+_SCRATCH = threading.local()
+
+
+def _scratch() -> threading.local:
+    if not hasattr(_SCRATCH, "surf"):
+        _SCRATCH.surf = pygame.Surface((WINDOW_W, WINDOW_H))
+        _SCRATCH.flipped = pygame.Surface((WINDOW_W, WINDOW_H))
+        _SCRATCH.small = pygame.Surface((STATE_W, STATE_H))
+    return _SCRATCH
+
+
 class PygameRenderer:
     """Stock's drawing calls on kept surfaces. font: the score's pygame Font; grass (G, 4, 2)
     and field (4, 2): world quads; score_center: the text's centre (window px)."""
@@ -60,9 +77,6 @@ class PygameRenderer:
         self._grass = grass
         self._field = field
         self._score_center = score_center
-        self._surf = pygame.Surface((WINDOW_W, WINDOW_H))
-        self._flipped = pygame.Surface((WINDOW_W, WINDOW_H))
-        self._small = pygame.Surface((STATE_W, STATE_H))
 
     def _text(self, reward: float) -> pygame.Surface:
         key = f"{reward:04.0f}"
@@ -73,37 +87,39 @@ class PygameRenderer:
             text = _TEXTS[key] = self._font.render(key, True, (255, 255, 255), (0, 0, 0))
         return text
 
-    def _polygon(self, screen: np.ndarray, color) -> None:
+    @staticmethod
+    def _polygon(surf: pygame.Surface, screen: np.ndarray, color) -> None:
         # CarRacing._draw_colored_polygon's two calls. screen (4, 2) float64 window px.
         points = screen.tolist()
-        gfxdraw.aapolygon(self._surf, points, color)
-        gfxdraw.filled_polygon(self._surf, points, color)
+        gfxdraw.aapolygon(surf, points, color)
+        gfxdraw.filled_polygon(surf, points, color)
 
     def render(self, env, camera: tuple, surface: np.ndarray | None = None) -> np.ndarray:
         """The observation of `env`; camera: (zoom, translation, angle, cos, sin) as
         render_exact computes it. surface (WINDOW_H, WINDOW_W) uint32, if given, receives
         the flipped window. Returns (96, 96, 3) uint8, a new array."""
         zoom, trans, angle, c, s = camera
-        surf = self._surf
+        scratch = _scratch()  # this thread's surfaces, looked up now: a renderer may be built in another thread
+        surf, flipped_surf, small = scratch.surf, scratch.flipped, scratch.small
         surf.fill((0, 0, 0))
-        self._polygon(to_screen(self._field, c, s, zoom, trans), env.bg_color)
+        self._polygon(surf, to_screen(self._field, c, s, zoom, trans), env.bg_color)
         grass = to_screen(self._grass, c, s, zoom, trans)
         for poly in grass[visible(grass)]:
-            self._polygon(poly, env.grass_color)
+            self._polygon(surf, poly, env.grass_color)
         road = to_screen(env.road_vertices, c, s, zoom, trans)
         shown = np.flatnonzero(visible(road))
         colors = env.road_colors[shown].astype(np.int64).tolist()  # int() truncation, as stock
         for poly, color in zip(road[shown], colors):
-            self._polygon(poly, color)
+            self._polygon(surf, poly, color)
         env.car.draw(surf, zoom, trans, angle, False)
 
         # transform.flip, into a kept surface.
-        flipped = pygame.surfarray.pixels2d(self._flipped)  # (W, H) uint32 view
+        flipped = pygame.surfarray.pixels2d(flipped_surf)  # (W, H) uint32 view
         flipped[:] = pygame.surfarray.pixels2d(surf)[:, ::-1]
         del flipped  # unlock before pygame draws on it
         # The dashboard, through CarRacing's own method, on the flipped picture.
         kept = env.__dict__.get("surf")
-        env.surf = self._flipped
+        env.surf = flipped_surf
         try:
             env._render_indicators(WINDOW_W, WINDOW_H)
         finally:
@@ -111,8 +127,8 @@ class PygameRenderer:
         text = self._text(env.reward)
         rect = text.get_rect()
         rect.center = self._score_center
-        self._flipped.blit(text, rect)
+        flipped_surf.blit(text, rect)
         if surface is not None:
-            surface[:] = pygame.surfarray.pixels2d(self._flipped).T
-        pygame.transform.smoothscale(self._flipped, (STATE_W, STATE_H), self._small)
-        return np.ascontiguousarray(np.transpose(pygame.surfarray.array3d(self._small), (1, 0, 2)))
+            surface[:] = pygame.surfarray.pixels2d(flipped_surf).T
+        pygame.transform.smoothscale(flipped_surf, (STATE_W, STATE_H), small)
+        return np.ascontiguousarray(np.transpose(pygame.surfarray.array3d(small), (1, 0, 2)))
