@@ -123,7 +123,8 @@ def test_hold_to_steer_in_a_kitty_protocol_terminal(tmp_path):
             the app has applied the key by then, however late a loaded machine let it read the key."""
 
             def now() -> float | None:
-                found = re.findall(rf"^\s*{control}\s[^\d+-]*([+-]?\d+\.\d\d)", term.text(), re.M)
+                # Not anchored at the line's start: the frame's half blocks share the row, left of the label.
+                found = re.findall(rf"(?<!\w){control} +[^\d+\-\n]*?([+-]?\d+\.\d\d)", term.text())
                 return float(found[-1]) if found else None
 
             wait_for(lambda: now() == value, f"the person's {control} at {value}", seen=term.text, every=0.05)
