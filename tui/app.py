@@ -44,6 +44,13 @@ FULL_ROW = 18  # rows a player's row needs for knobs, sparkline and telemetry to
 RECORD_DIR = Path("replays")  # where `w` writes race records (relative to the working directory)
 
 
+def result_line(label: str, t: dict) -> str:
+    """One car's result for the race-over summary: "LABEL: reward pts, off-track s, tiles %[, lap finished]"."""
+    lap = ", lap finished" if t["lap_finished"] else ""
+    return (f"{label}: {t['reward']:.1f} pts, {t['off_track_seconds']:.1f} s off track, "
+            f"{t['tiles_percent']:.0f}% of tiles{lap}")
+
+
 class DuelApp(App):
     """VMC Duel in the terminal."""
 
@@ -188,11 +195,7 @@ class DuelApp(App):
     @staticmethod
     def _summary_text(snap: Snapshot) -> str:
         parts = [f"[b]Race over: {'draw' if snap.winner == 'draw' else 'player ' + snap.winner + ' wins'}[/b]"]
-        for p, name in enumerate(PLAYERS):
-            t = snap.telemetry[p]
-            lap = ", lap finished" if t["lap_finished"] else ""
-            parts.append(f"{name}: {t['reward']:.1f} pts, {t['off_track_seconds']:.1f} s off track, "
-                         f"{t['tiles_percent']:.0f}% of tiles{lap}")  # fmt: skip
+        parts += [result_line(name, snap.telemetry[p]) for p, name in enumerate(PLAYERS)]
         parts.append("[dim]r: race this track again  n: a new track  s: type a seed[/dim]")
         return "   ".join(parts[:1]) + "\n" + "\n".join(parts[1:])
 

@@ -30,7 +30,7 @@ from textual.events import AppBlur
 
 from engine.race.duel import PLAYERS
 from engine.race.live import RaceRunner, Snapshot
-from tui.app import RECORD_DIR, DuelApp
+from tui.app import RECORD_DIR, DuelApp, result_line
 from tui.human_controls import HumanControls
 from tui.kitty_keys import KeyboardFlags, KeyReleased, release_driver
 from tui.scores import Entry, Scores, ScoresError, now_utc
@@ -207,12 +207,8 @@ class PlayApp(DuelApp, inherit_bindings=False):
         else:
             head = "[b]Race over: you win![/b]" if snap.winner == seat else "[b]Race over: the model wins[/b]"
         lines = [head]
-        for p, name in enumerate(PLAYERS):
-            t = snap.telemetry[p]
-            who = "you" if p == self.human else "model"
-            lap = ", lap finished" if t["lap_finished"] else ""
-            lines.append(f"{name} ({who}): {t['reward']:.1f} pts, {t['off_track_seconds']:.1f} s off track, "
-                         f"{t['tiles_percent']:.0f}% of tiles{lap}")  # fmt: skip
+        lines += [result_line(f"{name} ({'you' if p == self.human else 'model'})", snap.telemetry[p])
+                  for p, name in enumerate(PLAYERS)]
         lines.append("[dim]r: this track again  n: a new track  q: quit[/dim]")
         return "   ".join(lines[:1]) + "\n" + "\n".join(lines[1:])
 

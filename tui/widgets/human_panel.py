@@ -19,7 +19,7 @@ from tui.human_controls import HumanControls
 from tui.map_image import CAR_COLOURS
 from tui.widgets.frame_view import FrameView
 from tui.widgets.player_panel import SPARK_POINTS, PlayerPanel
-from tui.widgets.telemetry_view import bar
+from tui.widgets.telemetry_view import car_rows
 from tui.widgets.track_map import rgb
 
 
@@ -30,15 +30,8 @@ class DriverView(Static):
         table = Table.grid(padding=(0, 1))
         table.add_column(style="dim", no_wrap=True)
         table.add_column(no_wrap=True)
-        steer, gas, brake = t["action"]
         table.add_row("keys", Text(mode, style="italic"))
-        table.add_row("reward", Text(f"{t['reward']:8.1f}", style="bold"))
-        table.add_row("speed", f"{t['speed']:6.1f} m/s")
-        table.add_row("off track", f"{t['off_track_seconds']:6.1f} s")
-        table.add_row("tiles", f"{t['tiles_percent']:6.1f} %")
-        table.add_row("steer", Text.assemble(bar(steer, -1, 1, "cyan"), f" {steer:+.2f}"))
-        table.add_row("gas", Text.assemble(bar(gas, 0, 1, "green"), f" {gas:.2f}"))
-        table.add_row("brake", Text.assemble(bar(brake, 0, 1, "red"), f" {brake:.2f}"))
+        car_rows(table, t)
         if t["done"]:
             table.add_row("", Text("lap finished" if t["lap_finished"] else "finished", style="bold magenta"))
         self.update(table)

@@ -26,6 +26,19 @@ def bar(value: float, lo: float, hi: float, style: str, width: int = BAR) -> Tex
     return Text("".join(cells), style=style)
 
 
+def car_rows(table: Table, t: dict) -> None:
+    """The car's rows of a telemetry table: reward, speed, off track, tiles, then steer / gas / brake as bars.
+    t: a PlayerTelemetry dict."""
+    steer, gas, brake = t["action"]
+    table.add_row("reward", Text(f"{t['reward']:8.1f}", style="bold"))
+    table.add_row("speed", f"{t['speed']:6.1f} m/s")
+    table.add_row("off track", f"{t['off_track_seconds']:6.1f} s")
+    table.add_row("tiles", f"{t['tiles_percent']:6.1f} %")
+    table.add_row("steer", Text.assemble(bar(steer, -1, 1, "cyan"), f" {steer:+.2f}"))
+    table.add_row("gas", Text.assemble(bar(gas, 0, 1, "green"), f" {gas:.2f}"))
+    table.add_row("brake", Text.assemble(bar(brake, 0, 1, "red"), f" {brake:.2f}"))
+
+
 class TelemetryView(Static):
     """A small two-column table, refreshed from a PlayerTelemetry dict."""
 
@@ -33,14 +46,7 @@ class TelemetryView(Static):
         table = Table.grid(padding=(0, 1))
         table.add_column(style="dim", no_wrap=True)
         table.add_column(no_wrap=True)
-        steer, gas, brake = t["action"]
-        table.add_row("reward", Text(f"{t['reward']:8.1f}", style="bold"))
-        table.add_row("speed", f"{t['speed']:6.1f} m/s")
-        table.add_row("off track", f"{t['off_track_seconds']:6.1f} s")
-        table.add_row("tiles", f"{t['tiles_percent']:6.1f} %")
-        table.add_row("steer", Text.assemble(bar(steer, -1, 1, "cyan"), f" {steer:+.2f}"))
-        table.add_row("gas", Text.assemble(bar(gas, 0, 1, "green"), f" {gas:.2f}"))
-        table.add_row("brake", Text.assemble(bar(brake, 0, 1, "red"), f" {brake:.2f}"))
+        car_rows(table, t)
         table.add_row("risk", Text.assemble(bar(t["risk"], 0, 1, "yellow"), f" {t['risk']:.2f}"))
         regimes = t.get("regimes") or {}
         if regimes:
