@@ -55,3 +55,31 @@ def stock_drives():
         out[seed] = (actions, drive(env, seed, actions))
         env.close()
     return out
+
+
+# The emulated-CPU runs (tests/emulated_cpu.py): a module lists them as EMULATED_BACKGROUND
+# {test name: (code, cpu)}; those of the selected tests start when collection ends and run
+# beside the rest of the suite, and their tests run last, to collect the results.
+
+
+def _background_runs(item) -> dict:
+    return getattr(getattr(item, "module", None), "EMULATED_BACKGROUND", None) or {}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=lambda item: item.originalname in _background_runs(item))  # stable: the rest keep their order
+
+
+def pytest_collection_finish(session):
+    import emulated_cpu
+
+    if emulated_cpu.AVAILABLE and not session.config.option.collectonly:
+        for item in session.items:
+            if item.originalname in _background_runs(item):
+                emulated_cpu.start_background(item.originalname, *_background_runs(item)[item.originalname])
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import emulated_cpu
+
+    emulated_cpu.stop_background()

@@ -10,11 +10,13 @@ AVX2-only CPU (tests/emulated_cpu.py) and that int8 stays within its bound there
 from __future__ import annotations
 
 import platform
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnxruntime
-from emulated_cpu import AVX2_CPU, needs_qemu, run_python
+from emulated_cpu import AVX2_CPU, background_result, needs_qemu, run_python
 
 from engine.hardware import cpu_features, hardware_info, vector_isa
 from engine.health import check, format_report
@@ -69,14 +71,15 @@ with Duel(renderer="fast", device="cpu", driver="autopilot") as duel:
         digest.update(duel.frames.tobytes())
     print(json.dumps({"frames": digest.hexdigest(), "telemetry": [t.as_dict() for t in duel.telemetry]}))
 """
+AUTOPILOT_CODE = AUTOPILOT_RACE.replace("__SEED__", "11").replace("__STEPS__", "150")
 
 
 @needs_qemu
 def test_an_autopilot_race_is_the_same_race_on_an_avx2_cpu():
     """Box2D, the numba renderer and the autopilot give the same frames and telemetry on any
     CPU: what the screen snapshots rely on."""
-    code = AUTOPILOT_RACE.replace("__SEED__", "11").replace("__STEPS__", "150")
-    native, emulated = run_python(code), run_python(code, cpu=AVX2_CPU)
+    native = run_python(AUTOPILOT_CODE)
+    emulated = background_result("test_an_autopilot_race_is_the_same_race_on_an_avx2_cpu")
     assert native["telemetry"][0]["step"] == 150
     assert emulated == native
 
@@ -95,14 +98,15 @@ for t in range(__STEPS__):
 exact, stock = (np.stack(f) for f in frames)
 print(json.dumps({"exact": hashlib.sha256(exact.tobytes()).hexdigest(), "equal": bool(np.array_equal(exact, stock))}))
 """
+EXACT_CODE = EXACT_FRAMES.replace("__SEED__", "3").replace("__STEPS__", "8")
 
 
 @needs_qemu
 def test_the_exact_renderer_gives_stocks_bytes_on_an_avx2_cpu():
     """The exact renderer's kernel (integer raster and smoothscale, compiled by numba for the
     CPU it runs on) gives gymnasium's own frames on an AVX2-only CPU too."""
-    code = EXACT_FRAMES.replace("__SEED__", "3").replace("__STEPS__", "8")
-    native, emulated = run_python(code), run_python(code, cpu=AVX2_CPU)
+    native = run_python(EXACT_CODE)
+    emulated = background_result("test_the_exact_renderer_gives_stocks_bytes_on_an_avx2_cpu")
     assert native["equal"] and emulated["equal"]
     assert emulated["exact"] == native["exact"]
 
@@ -151,10 +155,11 @@ v = int8_verdict(load_manifest(WEIGHTS_DIR), WEIGHTS_DIR)
 print(json.dumps({"use": v.use, "kind": v.kind, "why": v.why, "z_err_over_spread": v.z_err_over_spread,
                   "auto": WorldModel(1, device="cpu").precision}))
 """
+INT8_CACHE = Path(tempfile.mkdtemp(prefix="vmc-duel-int8-avx2-"))  # the emulated run's int8 verdict cache
 
 
 @needs_qemu
-def test_int8_is_the_default_on_an_avx2_cpu_only_as_measured_there(tmp_path):
+def test_int8_is_the_default_on_an_avx2_cpu_only_as_measured_there():
     """The shipped int8 model passed its driving gate on an AVX-512 VNNI CPU. On an AVX2-only CPU
     (no VNNI) the runtime measures its z error there before it makes int8 the default."""
     from engine.world_model.int8_kind import gate_kind
@@ -162,8 +167,18 @@ def test_int8_is_the_default_on_an_avx2_cpu_only_as_measured_there(tmp_path):
 
     entry = load_manifest(Path("weights"), verify=False)["files"]["world_model.int8.onnx"]
     assert gate_kind(entry) != "x86_64 AVX2 (no VNNI)", "the gate ran on an AVX2 CPU: this test checks nothing"
-    got = run_python(INT8_VERDICT.replace("__CACHE__", str(tmp_path)), cpu=AVX2_CPU)
+    got = background_result("test_int8_is_the_default_on_an_avx2_cpu_only_as_measured_there")
     assert got["kind"] == "x86_64 AVX2 (no VNNI)" and got["z_err_over_spread"] is not None
     assert got["use"] and got["auto"] == "int8", got["why"]
     assert abs(got["z_err_over_spread"] - entry["z_err_over_spread"]) <= 0.25 * entry["z_err_over_spread"], got
-    assert len(list((tmp_path / "int8").iterdir())) == 1  # measured once, kept for the next start
+    assert len(list((INT8_CACHE / "int8").iterdir())) == 1  # measured once, kept for the next start
+    shutil.rmtree(INT8_CACHE)
+
+
+# The slow emulated runs, started in the background when collection ends (tests/conftest.py).
+EMULATED_BACKGROUND = {
+    "test_an_autopilot_race_is_the_same_race_on_an_avx2_cpu": (AUTOPILOT_CODE, AVX2_CPU),
+    "test_the_exact_renderer_gives_stocks_bytes_on_an_avx2_cpu": (EXACT_CODE, AVX2_CPU),
+    "test_int8_is_the_default_on_an_avx2_cpu_only_as_measured_there":
+        (INT8_VERDICT.replace("__CACHE__", str(INT8_CACHE)), AVX2_CPU),
+}
