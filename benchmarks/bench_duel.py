@@ -8,8 +8,8 @@ ahead (lookahead_horizon 10, risk_aversion 0.5: one imagined rollout per duel st
 of the world model), `duel.step()` N times after `duel.reset(seed)` (reset again when it
 ends). Stacks: each renderer in one process (lanes=1) and in two lanes (lanes=2: car B's
 whole chain in a worker process at the same time as car A's, engine.race.lanes), in fp32;
-and on the CPU the fast renderer in two lanes with the int8 world model when it passed its
-driving gate (what `--precision auto` picks there).
+and on the CPU both renderers in two lanes with the int8 world model where it is this CPU's
+default (what `--precision auto` races with there: engine.world_model.int8_kind).
 
 Baseline, what a user of the original World Models design would run: two stock
 `gymnasium.make("CarRacing-v3")` environments, and per player per step the PyTorch eager
@@ -85,7 +85,9 @@ def engine_stacks(device: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, dic
     from engine.world_model.runtime import int8_is_cpu_default
 
     if device == "cpu" and int8_is_cpu_default(load_manifest(weights_dir, verify=False), weights_dir):
-        stacks["engine_fast_2lanes_int8"] = {"renderer": "fast", "lanes": 2, "precision": "int8"}
+        # what `--precision auto` races with here: the default (exact) renderer and the fast one
+        for r in ENGINE_RENDERERS:
+            stacks[f"engine_{r}_2lanes_int8"] = {"renderer": r, "lanes": 2, "precision": "int8"}
     return stacks
 LOOKAHEAD = {"lookahead_horizon": 10, "risk_aversion": 0.5}  # both players' knobs
 # Where a duel step's time goes (this process's lane): the environment step, the world model (frame

@@ -16,9 +16,12 @@ default threads: 1, 2, 4 up to the number of cores.
 
 The ceiling is measured in the same run: the model alone (every player's decision,
 `Players.act` at the tournament's batch on real frames, one thread) and the environments
-alone (one process stepping the 2N environments, same renderer) give the cost of a player-step in
+alone (one process stepping the 2N environments, same renderer, through the actions the players
+took on those tracks over those steps: the same frames to draw) give the cost of a player-step in
 core-seconds, 1/model + 1/env; the machine's cores can do at most cores / (1/model + 1/env)
-player-steps/s. `ceiling_fraction` is the best configuration's throughput over that.
+player-steps/s. `ceiling_fraction` is the best configuration's throughput over that, measured side
+by side: rounds of (best configuration, model alone, environments alone), the median of the
+rounds' fractions.
 The last line printed is the whole result as JSON.
 """
 
@@ -39,14 +42,16 @@ from bench_duel import precision_for  # noqa: E402
 from common import (  # noqa: E402
     TRACK_SEED,
     add_output_options,
-    bench_actions,
     check_device,
     int_list,
+    interleaved,
     measure,
+    median_ratio,
     real_frames,
     refuse_overwrite,
     run_main,
     spread,
+    stats,
 )
 
 WORKERS = (0, 1, 2, 4, 8, 16)  # environment processes tried, up to os.cpu_count() (0, 1, 2 always)
@@ -117,26 +122,63 @@ def model_only(players: int, steps: int, device: str) -> float:
     return players * steps / (time.perf_counter() - start)
 
 
-def env_only(players: int, steps: int, renderer: str) -> float:
-    """Env steps/s of one process stepping `players` environments (the benchmark drive)."""
+def duel_actions(seeds: list[int], steps: int, device: str, renderer: str) -> np.ndarray:
+    """(steps, 2 * len(seeds), 3) float64: the actions the players take over the first `steps` steps of
+    the duels on `seeds` (one process, untimed), which `env_only` replays: the same drive and frames."""
+    from engine.race.duel import Duel
+
+    with Duel(duels=len(seeds), renderer=renderer, workers=0, threads=1, device=device,
+              precision=precision_for(device)) as duel:  # fmt: skip
+        duel.reset(seeds)
+        taken = []
+        for _ in range(steps):
+            duel.step()
+            taken.append(duel.last_actions.copy())
+    return np.stack(taken)
+
+
+def env_only(seeds: list[int], actions: np.ndarray, renderer: str) -> float:
+    """Env steps/s of one process stepping the duels' environments (two per seed) through `actions`
+    (steps, players, 3): the drive the tournament's players chose, so the frames drawn are theirs."""
     from engine.env.vector_env import VecRaceEnv
 
-    actions = bench_actions(steps)
+    steps, players = actions.shape[:2]
     with VecRaceEnv(players, workers=0, renderer=renderer) as vec:
-        vec.reset([TRACK_SEED + k // 2 for k in range(players)])
+        vec.reset([s for s in seeds for _ in range(2)])
         start = time.perf_counter()
         for t in range(steps):
-            vec.step(np.broadcast_to(actions[t], (players, 3)))
+            vec.step(actions[t])
         return players * steps / (time.perf_counter() - start)
 
 
-def ceiling(players: int, steps: int, repeats: int, device: str, renderer: str) -> dict:
+def config_rate(row: dict, seeds: list[int], steps: int, device: str, renderer: str) -> float:
+    """Player-steps/s of the configuration `row` (a row of the table), timed once, from a fresh start."""
+    from engine.race.duel import Duel
+
+    if row["processes"] > 1:
+        return timed_processes(row["processes"], steps, seeds, device, renderer)
+    with Duel(duels=len(seeds), renderer=renderer, workers=row["workers"], threads=row["threads"], device=device,
+              precision=precision_for(device)) as duel:  # fmt: skip
+        timed(duel, steps, seeds)  # warm-up
+        return timed(duel, steps, seeds)
+
+
+def ceiling(best: dict, seeds: list[int], steps: int, repeats: int, device: str, renderer: str) -> dict:
+    """The ceiling and the best configuration's share of it, side by side: `repeats` rounds of (the best
+    configuration, the model alone, the environments alone), after a warm-up round; the fraction is the
+    median of the rounds' fractions (a machine that slows down for a while slows all three)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    model = measure(lambda: model_only(players, steps, device), repeats, warmup=1)
-    env = measure(lambda: env_only(players, steps, renderer), repeats, warmup=1)
-    per_step = 1.0 / model["median"] + 1.0 / env["median"]  # core-seconds per player-step
-    return {"cores": cores, "model_player_steps_per_s_1thread": model, "env_steps_per_s_1process": env,
-            "player_steps_per_s": cores / per_step}  # fmt: skip
+    players = 2 * len(seeds)
+    actions = duel_actions(seeds, steps, device, renderer)
+    rates, rounds = interleaved({"best": lambda: config_rate(best, seeds, steps, device, renderer),
+                                 "model": lambda: model_only(players, steps, device),
+                                 "env": lambda: env_only(seeds, actions, renderer)}, repeats)  # fmt: skip
+    for r in rounds:
+        r["ceiling"] = cores / (1.0 / r["model"] + 1.0 / r["env"])  # core-seconds per player-step, over the cores
+    return {"cores": cores, "model_player_steps_per_s_1thread": rates["model"],
+            "env_steps_per_s_1process": rates["env"], "best_player_steps_per_s": rates["best"],
+            "player_steps_per_s": stats(r["ceiling"] for r in rounds),
+            "fraction": median_ratio(rounds, "best", "ceiling")}  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -154,8 +196,8 @@ def run(args: argparse.Namespace) -> dict:
         rate = measure(lambda p=processes: timed_processes(p, args.steps, seeds, args.device, args.renderer),
                        args.repeats, warmup=0)  # fmt: skip
         rows.append({"processes": processes, "workers": 0, "threads": 1, "player_steps_per_s": rate})
-    top = ceiling(2 * args.duels, args.steps, args.repeats, args.device, args.renderer)
-    best = max(r["player_steps_per_s"]["median"] for r in rows)
+    best = max(rows, key=lambda r: r["player_steps_per_s"]["median"])
+    top = ceiling(best, seeds, args.steps, args.repeats, args.device, args.renderer)
     return {
         "benchmark": "tournament",
         "device": args.device,
@@ -167,7 +209,8 @@ def run(args: argparse.Namespace) -> dict:
         "repeats": args.repeats,
         "rows": rows,
         "ceiling": top,
-        "ceiling_fraction": best / top["player_steps_per_s"],
+        "best": {k: best[k] for k in ("processes", "workers", "threads")},
+        "ceiling_fraction": top["fraction"],
     }
 
 
@@ -180,9 +223,10 @@ def format_table(result: dict) -> str:
         lines.append(f"{r.get('processes', 1):>10}{r['workers']:>8}{r['threads']:>9}{s['median']:>16.0f}"
                      f"{spread(s):>18}")  # fmt: skip
     c = result["ceiling"]
-    lines.append(f"ceiling on {c['cores']} cores: {c['player_steps_per_s']:.0f} player-steps/s (model alone "
-                 f"{c['model_player_steps_per_s_1thread']['median']:.0f}/s on 1 thread, environments alone "
-                 f"{c['env_steps_per_s_1process']['median']:.0f}/s in 1 process); best configuration at "
+    lines.append(f"ceiling on {c['cores']} cores: {c['player_steps_per_s']['median']:.0f} player-steps/s (model "
+                 f"alone {c['model_player_steps_per_s_1thread']['median']:.0f}/s on 1 thread, environments alone "
+                 f"{c['env_steps_per_s_1process']['median']:.0f}/s in 1 process); the best configuration "
+                 f"({c['best_player_steps_per_s']['median']:.0f}/s in the same rounds) at "
                  f"{100 * result['ceiling_fraction']:.0f}% of it")  # fmt: skip
     return "\n".join(lines)
 

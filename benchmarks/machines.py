@@ -46,7 +46,7 @@ def _ratio(x) -> str:
 
 def table() -> str:
     head = ["results", "CPU (LLVM)", "vector ISA", "cores", "load (1 min)", "stock steps/s", "exact", "fast",
-            "duel exact, 1 process / 2 lanes, vs serial stock", "vs same-core stock",
+            "duel exact, 1 process / 2 lanes / 2 lanes int8, vs serial stock", "vs same-core stock",
             "tournament (renderer): % of ceiling"]  # fmt: skip
     rows = []
     for where, env, suite in _runs():
@@ -63,8 +63,8 @@ def table() -> str:
             m.get("cores", "?"), load[0] if load else "?",
             f"{r['stock']['median']:.0f}" if "stock" in r else "-",
             _ratio(r.get("exact_vs_stock")), _ratio(r.get("fast_vs_stock")),
-            f"{_ratio(serial.get('exact'))} / {_ratio(serial.get('exact_2lanes'))}",
-            f"{_ratio(same.get('exact'))} / {_ratio(same.get('exact_2lanes'))}",
+            " / ".join(_ratio(serial.get(k)) for k in ("exact", "exact_2lanes", "exact_2lanes_int8")),
+            " / ".join(_ratio(same.get(k)) for k in ("exact", "exact_2lanes", "exact_2lanes_int8")),
             f"{100 * frac:.0f}% ({tour.get('renderer', 'fast')})" if frac else "-",
         ])  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]

@@ -155,12 +155,19 @@ def markdown(summary: dict) -> str:
         out += _table(["processes", "workers", "threads", "player-steps/s", "min-max"], rows)
         c = tour.get("ceiling")
         if c:
-            out += ["", f"Ceiling measured in the same run: {c['cores']} cores / (1 / model alone "
+            out += ["", f"Ceiling measured side by side with the best configuration ({_best(tour)}), "
+                    f"{tour['repeats']} rounds: {c['cores']} cores / (1 / model alone "
                     f"{c['model_player_steps_per_s_1thread']['median']:.0f} + 1 / environments alone "
-                    f"{c['env_steps_per_s_1process']['median']:.0f}) = **{c['player_steps_per_s']:.0f} "
-                    f"player-steps/s**; the best configuration reaches **{100 * tour['ceiling_fraction']:.0f}%** "
-                    "of it (`ceiling_fraction`)."]  # fmt: skip
+                    f"{c['env_steps_per_s_1process']['median']:.0f}) = **{c['player_steps_per_s']['median']:.0f} "
+                    f"player-steps/s** (median); the best configuration reaches "
+                    f"**{100 * tour['ceiling_fraction']:.0f}%** of it (`ceiling_fraction`, the median of the "
+                    "rounds' fractions)."]  # fmt: skip
     return "\n".join(out) + "\n"
+
+
+def _best(tour: dict) -> str:
+    b = tour.get("best", {})
+    return f"{b.get('processes', '?')} process(es), {b.get('workers', '?')} workers, {b.get('threads', '?')} thread(s)"
 
 
 # -- plot ----------------------------------------------------------------------------------

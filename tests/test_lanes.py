@@ -112,3 +112,28 @@ def test_a_laned_duel_reports_every_cars_position():
             for _ in range(30):
                 duel.step()
         assert np.array_equal(laned.lanes.positions(), car_positions(plain.vec.local_envs()))
+
+
+def test_a_lane_stops_spinning_while_the_other_lane_is_late_and_spins_again_when_it_is_not():
+    """After a wait longer than SPIN_S the next wait blocks at once (the core goes to the late lane's
+    process); answers that are there in time bring the spin back. Real pipes, a real thread."""
+    import multiprocessing as mp
+    import threading
+
+    from engine.race.lanes import SPIN_S, _Spin
+
+    here, there = mp.Pipe()
+    spin = _Spin(here)
+    assert spin.budget == SPIN_S
+    late = threading.Timer(0.05, there.send, args=("late",))  # 50 ms: longer than any spin
+    late.start()
+    spin()
+    late.join()
+    assert here.recv() == "late" and spin.budget == 0.0
+    for _ in range(50):  # an answer already there: a wait well within SPIN_S (unless preempted meanwhile)
+        there.send("ready")
+        spin()
+        assert here.recv() == "ready"
+        if spin.budget == SPIN_S:
+            break
+    assert spin.budget == SPIN_S

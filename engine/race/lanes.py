@@ -41,27 +41,36 @@ from engine.policy.strategy import REGIMES
 from engine.race.track_map import car_positions
 
 LANES = (1, 2)  # 1: every car in this process; 2: the second half of the cars in a worker process
-# Both sides poll their pipe this long (s) before they block on it: the other lane's answer
+# Both sides poll their pipe up to this long (s) before they block on it: the other lane's answer
 # is usually a fraction of a millisecond away, and a process woken from a blocking read
 # costs 50-100 us more here (the core has gone idle). A paused duel blocks after this.
 SPIN_S = 0.002
+# When the other lane is late (its core is busy with other work, or the duel is paused or paced),
+# spinning only takes CPU time from it: after a wait longer than SPIN_S the next wait blocks at
+# once (the core goes to whoever needs it); after a shorter one it spins again.
+BLOCK_MS = 100  # ms: a blocking wait looks this long for the answer (to time it), then the caller waits on
 
 
 class _Spin:
-    """Poll a connection without blocking for up to `seconds` (returning as soon as it has data).
+    """Wait for data on a connection: poll it without blocking for up to SPIN_S, then block.
 
     One select.poll object for the connection, asked with a zero timeout: `Connection.poll()`
-    builds a selector on every call (~15 us here), which is how late the answer was noticed."""
+    builds a selector on every call (~15 us here), which is how late the answer was noticed.
+    Whether it spins depends on the last wait: only when that one was within SPIN_S."""
 
     def __init__(self, conn, seconds: float = SPIN_S):
-        self.seconds = seconds
+        self.seconds = self.budget = seconds
         self.poller = select.poll()
         self.poller.register(conn.fileno(), select.POLLIN)
 
     def __call__(self, conn=None) -> None:
-        deadline = time.perf_counter() + self.seconds
-        while not self.poller.poll(0) and time.perf_counter() < deadline:
-            pass
+        start = time.perf_counter()
+        deadline = start + self.budget
+        while not self.poller.poll(0):
+            if time.perf_counter() >= deadline:
+                self.poller.poll(BLOCK_MS)  # blocking: returns when the data is there, or after BLOCK_MS
+                break
+        self.budget = self.seconds if time.perf_counter() - start <= self.seconds else 0.0
 
 
 @dataclass
