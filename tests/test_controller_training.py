@@ -276,3 +276,47 @@ def test_a_run_all_in_rain_is_evaluated_in_rain(tmp_path):
     run = train_controller(tiny(tmp_path, rain_fraction=1.0))
     with np.load(run / "best.npz", allow_pickle=False) as best:
         assert best["eval_tracks"].item() == "900100-900101" and np.isfinite(best["eval_mean"])
+
+
+def test_damping_subspace_blends_the_last_steering_read_from_h(tmp_path):
+    from train.controller import Search
+    from train.steer_model import fit_steer_model
+
+    sizes = load_manifest(verify=False)["sizes"]
+    nz, dims = sizes["z"], sizes["z"] + sizes["hidden"]
+    W0, b0, _ = load_controller(WEIGHTS_DIR / "controllerA.npz", sizes["z"], sizes["hidden"])
+    m = fit_steer_model(WEIGHTS_DIR / "controllerA.npz", tracks=1, max_steps=120)
+    assert m.pz.shape == m.ph.shape == (sizes["hidden"],) and 0.5 < m.r2 <= 1.0  # h remembers the last steering
+    with pytest.raises(ValueError, match="steering model"):
+        Search("damping", nz, W0, b0)
+    search = Search("damping", nz, W0, b0, steer=m)
+    assert search.x0.shape == (10,)
+    W, b = search.to_wb(search.x0)  # k = 0: the base controller, bit for bit
+    assert np.array_equal(W, W0) and np.array_equal(b, b0)
+    x = search.x0.copy()
+    x[0], x[3], x[6], x[9] = 0.9, 1.2, 0.05, 0.4  # steering's z gain, h gain, bias shift; k
+    W, b = search.to_wb(x)
+    zh = np.random.default_rng(0).normal(size=(5, dims))  # (5, dims)
+    h = zh[:, nz:]
+    s = 0.9 * zh[:, :nz] @ W0[0, :nz] + 1.2 * h @ W0[0, nz:] + b0[0] + 0.05  # the gains' steering
+    s_prev = 0.9 * (h @ m.pz + m.pz0) + 1.2 * (h @ m.ph + m.ph0) + b0[0] + 0.05  # its last step's, from h
+    out = zh @ W.T + b
+    assert np.allclose(out[:, 0], 0.6 * s + 0.4 * s_prev)
+    assert np.allclose(out[:, 1:], zh @ W0[1:].T + b0[1:])  # gas and brake untouched
+
+    # a real run fits its init's steering model once, keeps it in base.npz, and a resume reads it from there
+    init = tmp_path / "start.npz"
+    shutil.copyfile(WEIGHTS_DIR / "controllerA.npz", init)
+    cfg = dict(subspace="damping", init=str(init), rain_fraction=0.0, steer_tracks=1)
+    run = train_controller(tiny(tmp_path, **cfg))
+    with np.load(run / "base.npz", allow_pickle=False) as f:
+        assert f["steer_ph"].shape == (sizes["hidden"],) and np.isfinite(float(f["steer_r2"]))
+    init.unlink()
+    run = train_controller(tiny(tmp_path, **{**cfg, "generations": 2}))
+    W2, b2, meta = load_controller(run / "gen_0002.npz", sizes["z"], sizes["hidden"])
+    gains = np.array([float(v) for v in meta["gains"].split()])
+    assert meta["subspace"] == "damping" and gains.shape == (10,)
+    with np.load(run / "base.npz", allow_pickle=False) as f:
+        kept = type(m)(*(f[f"steer_{k}"] for k in ("pz", "pz0", "ph", "ph0", "r2")))
+    Wg, bg = Search("damping", nz, W0, b0, steer=kept).to_wb(gains)
+    assert np.allclose(W2, Wg, rtol=1e-3, atol=1e-4) and np.allclose(b2, bg, atol=1e-3)  # printed to 6 places

@@ -90,9 +90,13 @@ class TrainControllerConfig:
     """what CMA-ES searches: full (every weight and bias) or gains (9 numbers on top of `init`: per action,
     a gain on its z weights, a gain on its h weights and a shift of its bias; a fine-tune that sees the
     speed-safety trade-off with far fewer rollouts) or speed (those 9 and 2 more: how hard gas holds a speed
-    and brake caps it, through a linear model of speed on [z, h] fitted to `init`'s laps first)"""
+    and brake caps it, through a linear model of speed on [z, h] fitted to `init`'s laps first) or damping
+    (those 9 and 1 more: how much of the last step's steering, read from h by a linear model fitted to
+    `init`'s laps first, is blended into this step's: a low-pass or a lead on the steering)"""
     speed_tracks: int = 6
     """subspace speed: tracks `init` drives (fast renderer, beside the shipped B) to fit its speed model"""
+    steer_tracks: int = 6
+    """subspace damping: tracks `init` drives (beside the shipped B) to fit the model of its last steering from h"""
     renderer: str = "fast"
     """renderer of the training rollouts (fast, exact or stock)"""
     rain_fraction: float = 0.0

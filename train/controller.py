@@ -58,13 +58,15 @@ from engine.world_model.manifest import file_sha256, load_manifest  # noqa: E402
 from train.config import TrainControllerConfig, from_args, from_yaml  # noqa: E402
 from train.hard_tracks import load_hard_tracks  # noqa: E402
 from train.speed_model import fit_speed_model  # noqa: E402
+from train.steer_model import SteerModel, fit_steer_model  # noqa: E402
 
 EVAL_SEED_START = 900_000  # evaluation tracks: never trained on, below the tournament's held-out seeds
 RAIN_EVAL_SEED_START = 900_100  # evaluation tracks of a wet-track set, driven in rain
 LOG_FIELDS = ["generation", "fitness_mean", "fitness_max", "fitness_min", "reward_mean", "off_track_s_mean",
               "steps_mean", "sigma", "eval_mean", "eval_std", "seconds", "weave_mean"]  # fmt: skip
 RESUME_KEYS = ("name", "population", "rollouts", "sigma0", "init", "seed", "subspace")  # a resume must agree
-SUBSPACES = ("full", "gains", "speed")  # every weight, 9 gains around a controller, or those + 2 speed holds (Search)
+# every weight, 9 gains around a controller, those + 2 speed holds, or those 9 + a steering blend (Search)
+SUBSPACES = ("full", "gains", "speed", "damping")
 V_GAS_REF = 50.0  # m/s: the speed subspace's gas term is k_gas (V_GAS_REF - speed); the gas bias moves the target
 V_BRAKE_REF = 60.0  # m/s: its brake term is k_brake (speed - V_BRAKE_REF); the brake bias moves the threshold
 
@@ -83,22 +85,27 @@ class Search:
     (1, 1, 1, 1, 1, 1, 0, 0, 0) is the base controller itself.
     speed: x (11,) = the 9 gains, then k_gas, k_brake: with a linear speed model v = w . [z, h] + w0
     (train/speed_model.py), gas += k_gas (V_GAS_REF - v) and brake += k_brake (v - V_BRAKE_REF), both
-    linear in [z, h], so the result is again a W, b. k = 0 is the gains subspace."""
+    linear in [z, h], so the result is again a W, b. k = 0 is the gains subspace.
+    damping: x (10,) = the 9 gains, then k_blend: with a linear model of the last step's steering
+    pre-activation from h (train/steer_model.py), the steering becomes (1 - k) s + k s_prev, a
+    low-pass (k > 0) or a lead (k < 0), again a W, b. k = 0 is the gains subspace."""
 
     def __init__(self, kind: str, z: int, W0: np.ndarray, b0: np.ndarray,
-                 speed: tuple[np.ndarray, float] | None = None):  # fmt: skip
+                 speed: tuple[np.ndarray, float] | None = None, steer: SteerModel | None = None):  # fmt: skip
         if kind not in SUBSPACES:
             raise ValueError(f"subspace {kind!r} is not one of {', '.join(SUBSPACES)}")
         if (kind == "speed") != (speed is not None):
             raise ValueError("a speed model (w, w0) goes with the speed subspace, and only with it")
-        self.kind, self.z, self.W0, self.b0, self.speed = kind, z, W0, b0, speed
+        if (kind == "damping") != (steer is not None):
+            raise ValueError("a steering model goes with the damping subspace, and only with it")
+        self.kind, self.z, self.W0, self.b0, self.speed, self.steer = kind, z, W0, b0, speed, steer
         self.dims = W0.shape[1]
 
     @property
     def x0(self) -> np.ndarray:
         if self.kind == "full":
             return np.concatenate([self.W0.ravel(), self.b0])
-        return np.array([1.0] * 6 + [0.0] * (3 if self.kind == "gains" else 5))
+        return np.array([1.0] * 6 + [0.0] * {"gains": 3, "speed": 5, "damping": 4}[self.kind])
 
     def to_wb(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A point x -> W (3, dims), b (3,)."""
@@ -115,6 +122,11 @@ class Search:
             b[1] += x[9] * (V_GAS_REF - w0)
             W[2] += x[10] * w  # brake: + k_brake (v - V_BRAKE_REF)
             b[2] += x[10] * (w0 - V_BRAKE_REF)
+        if self.kind == "damping":  # steering: (1 - k) s + k s_prev, s_prev ~ gz (pz . h + pz0) + gh (ph . h + ph0) + b
+            m, k = self.steer, x[9]
+            W[0] *= 1.0 - k
+            W[0, self.z :] += k * (x[0] * m.pz + x[3] * m.ph)
+            b[0] += k * (x[0] * m.pz0 + x[3] * m.ph0)
         return W, b
 
 
@@ -367,25 +379,34 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
             search = Search("full", sizes["z"], np.zeros((3, dims)), np.zeros(3))
         else:  # the base as it was when the run started (the init file may have been replaced since)
             W0, b0, _ = load_controller(base_path, sizes["z"], sizes["hidden"])
-            speed = None
-            if cfg.subspace == "speed":
-                with np.load(base_path, allow_pickle=False) as f:
+            speed, steer = None, None
+            with np.load(base_path, allow_pickle=False) as f:
+                if cfg.subspace == "speed":
                     speed = (f["speed_w"].astype(np.float64), float(f["speed_w0"]))
-            search = Search(cfg.subspace, sizes["z"], W0, b0, speed)
+                if cfg.subspace == "damping":
+                    steer = SteerModel(f["steer_pz"].astype(np.float64), float(f["steer_pz0"]),
+                                       f["steer_ph"].astype(np.float64), float(f["steer_ph0"]), float(f["steer_r2"]))
+            search = Search(cfg.subspace, sizes["z"], W0, b0, speed, steer)
     else:
         W0, b0 = np.zeros((3, dims)), np.zeros(3)
         if cfg.init:
             W0, b0, _ = load_controller(Path(cfg.init), sizes["z"], sizes["hidden"])
-        speed, speed_meta = None, {}
+        speed, model_meta = None, {}
         if cfg.subspace == "speed":  # the init controller's speed model, kept in base.npz for resumes
             w, w0, r2 = fit_speed_model(Path(cfg.init), cfg.speed_tracks, renderer=cfg.renderer,
                                         max_steps=cfg.max_steps)  # fmt: skip
             console.print(f"speed model of {cfg.init}: R^2 {r2:.3f} over {cfg.speed_tracks} tracks")
-            speed, speed_meta = (w, w0), {"speed_w": w, "speed_w0": w0, "speed_r2": r2}
-        search = Search(cfg.subspace, sizes["z"], W0, b0, speed)
+            speed, model_meta = (w, w0), {"speed_w": w, "speed_w0": w0, "speed_r2": r2}
+        steer = None
+        if cfg.subspace == "damping":  # the init controller's steering model, kept in base.npz for resumes
+            steer = fit_steer_model(Path(cfg.init), cfg.steer_tracks, renderer=cfg.renderer, max_steps=cfg.max_steps)
+            console.print(f"steering model of {cfg.init}: R^2 {steer.r2:.3f} over {cfg.steer_tracks} tracks")
+            model_meta = {"steer_pz": steer.pz, "steer_pz0": steer.pz0, "steer_ph": steer.ph, "steer_ph0": steer.ph0,
+                          "steer_r2": steer.r2}  # fmt: skip
+        search = Search(cfg.subspace, sizes["z"], W0, b0, speed, steer)
         if cfg.subspace != "full":
             save_controller(base_path, W0, b0, {"init": cfg.init, "init_sha256": file_sha256(Path(cfg.init)),
-                                                **speed_meta})  # fmt: skip
+                                                **model_meta})  # fmt: skip
         es = cma.CMAEvolutionStrategy(search.x0, cfg.sigma0, {"popsize": cfg.population, "seed": cfg.seed + 1,
                                                        "verbose": -9})  # fmt: skip
         state = {"generation": 0, "best_eval": None, "best_generation": None, "seconds": 0.0}
