@@ -216,6 +216,24 @@ def test_gains_subspace_searches_nine_numbers_around_its_base(tmp_path):
                               rain_fraction=0.0))  # fmt: skip
 
 
+def run_then_resume(tmp_path, **cfg):
+    """A tiny run around the shipped A (cfg: its subspace and model settings) from a copy of A's file, the copy
+    deleted after the first generation, then resumed to the second: the run fits its model once, keeps it in
+    base.npz and a resume reads it from there. -> (run, base.npz's arrays, W, b and gains of generation 2)."""
+    sizes = load_manifest(verify=False)["sizes"]
+    init = tmp_path / "start.npz"
+    shutil.copyfile(WEIGHTS_DIR / "controllerA.npz", init)
+    cfg = dict(init=str(init), rain_fraction=0.0, **cfg)
+    run = train_controller(tiny(tmp_path, **cfg))
+    with np.load(run / "base.npz", allow_pickle=False) as f:
+        base = {k: f[k] for k in f.files}
+    init.unlink()
+    run = train_controller(tiny(tmp_path, **{**cfg, "generations": 2}))
+    W2, b2, meta = load_controller(run / "gen_0002.npz", sizes["z"], sizes["hidden"])
+    assert meta["subspace"] == cfg["subspace"]
+    return run, base, W2, b2, np.array([float(v) for v in meta["gains"].split()])
+
+
 def test_speed_subspace_holds_a_speed_through_a_linear_speed_model(tmp_path):
     from train.controller import V_BRAKE_REF, V_GAS_REF, Search
     from train.speed_model import fit_speed_model
@@ -243,19 +261,10 @@ def test_speed_subspace_holds_a_speed_through_a_linear_speed_model(tmp_path):
     assert np.allclose(out[:, 2], base[:, 2] + 0.3 * (v - V_BRAKE_REF))
 
     # a real run fits its init's speed model once, keeps it in base.npz, and a resume reads it from there
-    init = tmp_path / "start.npz"
-    shutil.copyfile(WEIGHTS_DIR / "controllerA.npz", init)
-    cfg = dict(subspace="speed", init=str(init), rain_fraction=0.0, speed_tracks=1)
-    run = train_controller(tiny(tmp_path, **cfg))
-    with np.load(run / "base.npz", allow_pickle=False) as f:
-        assert f["speed_w"].shape == (dims,) and np.isfinite(float(f["speed_r2"]))
-    init.unlink()
-    run = train_controller(tiny(tmp_path, **{**cfg, "generations": 2}))
-    W2, b2, meta = load_controller(run / "gen_0002.npz", sizes["z"], sizes["hidden"])
-    gains = np.array([float(v) for v in meta["gains"].split()])
-    assert meta["subspace"] == "speed" and gains.shape == (11,)
-    with np.load(run / "base.npz", allow_pickle=False) as f:
-        fitted = Search("speed", sizes["z"], W0, b0, (f["speed_w"], float(f["speed_w0"])))
+    run, base, W2, b2, gains = run_then_resume(tmp_path, subspace="speed", speed_tracks=1)
+    assert base["speed_w"].shape == (dims,) and np.isfinite(float(base["speed_r2"]))
+    assert gains.shape == (11,)
+    fitted = Search("speed", sizes["z"], W0, b0, (base["speed_w"], float(base["speed_w0"])))
     Wg, bg = fitted.to_wb(gains)
     assert np.allclose(W2, Wg, rtol=1e-3, atol=1e-4) and np.allclose(b2, bg, atol=1e-3)  # printed to 6 places
 
@@ -305,18 +314,9 @@ def test_damping_subspace_blends_the_last_steering_read_from_h(tmp_path):
     assert np.allclose(out[:, 1:], zh @ W0[1:].T + b0[1:])  # gas and brake untouched
 
     # a real run fits its init's steering model once, keeps it in base.npz, and a resume reads it from there
-    init = tmp_path / "start.npz"
-    shutil.copyfile(WEIGHTS_DIR / "controllerA.npz", init)
-    cfg = dict(subspace="damping", init=str(init), rain_fraction=0.0, steer_tracks=1)
-    run = train_controller(tiny(tmp_path, **cfg))
-    with np.load(run / "base.npz", allow_pickle=False) as f:
-        assert f["steer_ph"].shape == (sizes["hidden"],) and np.isfinite(float(f["steer_r2"]))
-    init.unlink()
-    run = train_controller(tiny(tmp_path, **{**cfg, "generations": 2}))
-    W2, b2, meta = load_controller(run / "gen_0002.npz", sizes["z"], sizes["hidden"])
-    gains = np.array([float(v) for v in meta["gains"].split()])
-    assert meta["subspace"] == "damping" and gains.shape == (10,)
-    with np.load(run / "base.npz", allow_pickle=False) as f:
-        kept = type(m)(*(f[f"steer_{k}"] for k in ("pz", "pz0", "ph", "ph0", "r2")))
+    run, base, W2, b2, gains = run_then_resume(tmp_path, subspace="damping", steer_tracks=1)
+    assert base["steer_ph"].shape == (sizes["hidden"],) and np.isfinite(float(base["steer_r2"]))
+    assert gains.shape == (10,)
+    kept = type(m)(*(base[f"steer_{k}"] for k in ("pz", "pz0", "ph", "ph0", "r2")))
     Wg, bg = Search("damping", nz, W0, b0, steer=kept).to_wb(gains)
     assert np.allclose(W2, Wg, rtol=1e-3, atol=1e-4) and np.allclose(b2, bg, atol=1e-3)  # printed to 6 places
