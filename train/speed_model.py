@@ -40,10 +40,16 @@ def fit_speed_model(controller: Path, tracks: int = 6, seed_start: int = SPEED_S
                         X.append(zh[p])
                         S.append(duel.telemetry[p].speed)
             bar.advance(task)
-    X1 = np.hstack([np.asarray(X, np.float64), np.ones((len(S), 1))])  # (steps, z + hidden + 1)
-    S = np.asarray(S, np.float64)
+    X, S = np.asarray(X, np.float64), np.asarray(S, np.float64)  # (steps, z + hidden), (steps,)
+    w, w0 = ridge(X, S)
+    r2 = 1.0 - float(((X @ w + w0 - S) ** 2).mean() / S.var())
+    return w, w0, r2
+
+
+def ridge(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """y (n,) ~ X (n, d) . w + w0 by ridge regression (RIDGE on w; the intercept is not shrunk) -> w (d,), w0."""
+    X1 = np.hstack([X, np.ones((len(y), 1))])
     penalty = RIDGE * np.eye(X1.shape[1])
-    penalty[-1, -1] = 0.0  # the intercept is not shrunk
-    w = np.linalg.solve(X1.T @ X1 + penalty, X1.T @ S)
-    r2 = 1.0 - float(((X1 @ w - S) ** 2).mean() / S.var())
-    return w[:-1], float(w[-1]), r2
+    penalty[-1, -1] = 0.0
+    w = np.linalg.solve(X1.T @ X1 + penalty, X1.T @ y)
+    return w[:-1], float(w[-1])

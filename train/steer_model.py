@@ -21,9 +21,9 @@ from rich.progress import Progress
 
 from engine.policy.controller import load_controller
 from engine.race.duel import Duel
+from train.speed_model import ridge
 
 STEER_SEED_START = 3_100_000  # tracks the steering model is fitted on: neither evaluation nor held-out ones
-RIDGE = 0.1  # ridge penalty on the weights (h is O(1); thousands of steps)
 
 
 @dataclass
@@ -35,15 +35,6 @@ class SteerModel:
     ph: np.ndarray  # (hidden,) float64
     ph0: float
     r2: float  # of the whole last steering pre-activation, on the steps driven
-
-
-def _ridge(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    """y (n,) ~ X (n, d) w + w0: ridge on w, the intercept not shrunk."""
-    X1 = np.hstack([X, np.ones((len(y), 1))])
-    penalty = RIDGE * np.eye(X1.shape[1])
-    penalty[-1, -1] = 0.0
-    w = np.linalg.solve(X1.T @ X1 + penalty, X1.T @ y)
-    return w[:-1], float(w[-1])
 
 
 def fit_steer_model(controller: Path, tracks: int = 6, seed_start: int = STEER_SEED_START,
@@ -70,8 +61,8 @@ def fit_steer_model(controller: Path, tracks: int = 6, seed_start: int = STEER_S
     h_now = np.concatenate([h[1:] for h in h_list])  # (steps, hidden): h_t
     z_prev = np.concatenate([z[:-1] for z in z_list])  # z_{t-1}
     h_prev = np.concatenate([h[:-1] for h in h_list])  # h_{t-1}
-    pz, pz0 = _ridge(h_now, z_prev @ Wz)
-    ph, ph0 = _ridge(h_now, h_prev @ Wh)
+    pz, pz0 = ridge(h_now, z_prev @ Wz)
+    ph, ph0 = ridge(h_now, h_prev @ Wh)
     s_prev = z_prev @ Wz + h_prev @ Wh
     fit = h_now @ (pz + ph) + pz0 + ph0
     r2 = 1.0 - float(((fit - s_prev) ** 2).mean() / s_prev.var())
