@@ -320,3 +320,52 @@ def test_damping_subspace_blends_the_last_steering_read_from_h(tmp_path):
     kept = type(m)(*(base[f"steer_{k}"] for k in ("pz", "pz0", "ph", "ph0", "r2")))
     Wg, bg = Search("damping", nz, W0, b0, steer=kept).to_wb(gains)
     assert np.allclose(W2, Wg, rtol=1e-3, atol=1e-4) and np.allclose(b2, bg, atol=1e-3)  # printed to 6 places
+
+
+def test_corner_target_is_the_size_of_the_coming_steering():
+    from train.corner_model import CORNER_FROM, CORNER_TO, corner_target
+
+    steer = np.zeros(60)
+    steer[30:40] = -0.5  # a left bend from step 30 to 39
+    c = corner_target(steer)  # (40,)
+    assert c.shape == (60 - CORNER_TO,)
+    expected = np.array([abs(steer[t + CORNER_FROM : t + CORNER_TO].mean()) for t in range(60 - CORNER_TO)])
+    assert np.allclose(c, expected)
+    assert c[0] == 0.0 and c.max() == pytest.approx(0.5 * 10 / (CORNER_TO - CORNER_FROM))  # the side does not count
+    assert np.allclose(corner_target(-steer), c)
+
+
+def test_throttle_subspace_rebuilds_gas_and_brake_from_speed_and_the_bend_ahead(tmp_path):
+    from train.controller import C_THROTTLE_REF, THROTTLE_STDS, THROTTLE_X0, V_THROTTLE_REF, Search
+    from train.corner_model import fit_corner_model
+
+    sizes = load_manifest(verify=False)["sizes"]
+    nz, dims = sizes["z"], sizes["z"] + sizes["hidden"]
+    W0, b0, _ = load_controller(WEIGHTS_DIR / "controllerA.npz", sizes["z"], sizes["hidden"])
+    corner = fit_corner_model(WEIGHTS_DIR / "controllerA.npz", tracks=1, max_steps=120)
+    assert corner.w.shape == (dims,) and np.isfinite(corner.w0) and 0.0 < corner.r2 <= 1.0
+    rng = np.random.default_rng(0)
+    speed = (rng.normal(size=dims), 40.0)  # any linear speed model: the algebra is what is checked here
+    with pytest.raises(ValueError, match="corner model"):
+        Search("throttle", nz, W0, b0, speed)
+    with pytest.raises(ValueError, match="speed model"):
+        Search("throttle", nz, W0, b0, corner=corner)
+    search = Search("throttle", nz, W0, b0, speed, corner=corner)
+    assert np.array_equal(search.x0, THROTTLE_X0) and np.array_equal(search.stds, THROTTLE_STDS)
+    x = np.array([0.9, 1.2, 0.05, -1.5, 0.2, 3.0, -2.0, 0.1, 8.0])
+    W, b = search.to_wb(x)
+    zh = rng.normal(size=(5, dims))  # (5, dims)
+    v = zh @ speed[0] + speed[1]  # (5,) the speed model's speed
+    c = zh @ corner.w + corner.w0  # (5,) the bend ahead
+    out = zh @ W.T + b  # (5, 3) pre-activations
+    assert np.allclose(out[:, 0], 0.9 * zh[:, :nz] @ W0[0, :nz] + 1.2 * zh[:, nz:] @ W0[0, nz:] + b0[0] + 0.05)
+    assert np.allclose(out[:, 1], -1.5 + 0.2 * (V_THROTTLE_REF - v) + 3.0 * (C_THROTTLE_REF - c))
+    assert np.allclose(out[:, 2], -2.0 + 0.1 * (v - V_THROTTLE_REF) + 8.0 * (c - C_THROTTLE_REF))
+
+    # a real run fits both models once, keeps them in base.npz, and a resume reads them from there
+    run, base, W2, b2, gains = run_then_resume(tmp_path, subspace="throttle", speed_tracks=1)
+    assert base["corner_w"].shape == base["speed_w"].shape == (dims,) and np.isfinite(float(base["corner_r2"]))
+    assert gains.shape == (9,)
+    kept = type(corner)(base["corner_w"], float(base["corner_w0"]), float(base["corner_r2"]))
+    Wg, bg = Search("throttle", nz, W0, b0, (base["speed_w"], float(base["speed_w0"])), corner=kept).to_wb(gains)
+    assert np.allclose(W2, Wg, rtol=1e-3, atol=1e-4) and np.allclose(b2, bg, atol=1e-3)  # printed to 6 places

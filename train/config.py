@@ -92,9 +92,12 @@ class TrainControllerConfig:
     speed-safety trade-off with far fewer rollouts) or speed (those 9 and 2 more: how hard gas holds a speed
     and brake caps it, through a linear model of speed on [z, h] fitted to `init`'s laps first) or damping
     (those 9 and 1 more: how much of the last step's steering, read from h by a linear model fitted to
-    `init`'s laps first, is blended into this step's: a low-pass or a lead on the steering)"""
+    `init`'s laps first, is blended into this step's: a low-pass or a lead on the steering) or throttle (the
+    steering's 3 gains, and a gas and a brake rebuilt from two linear models fitted to `init`'s laps first, the
+    speed and the bend ahead: 3 numbers each)"""
     speed_tracks: int = 6
-    """subspace speed: tracks `init` drives (fast renderer, beside the shipped B) to fit its speed model"""
+    """subspace speed and throttle: tracks `init` drives (fast renderer, beside the shipped B) to fit its speed
+    model (throttle: and as many for its model of the bend ahead)"""
     steer_tracks: int = 6
     """subspace damping: tracks `init` drives (beside the shipped B) to fit the model of its last steering from h"""
     renderer: str = "fast"

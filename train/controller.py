@@ -56,6 +56,7 @@ from engine.progress import listening, point  # noqa: E402
 from engine.race.duel import FPS, STEER_DEAD_BAND  # noqa: E402
 from engine.world_model.manifest import file_sha256, load_manifest  # noqa: E402
 from train.config import TrainControllerConfig, from_args, from_yaml  # noqa: E402
+from train.corner_model import CornerModel, fit_corner_model  # noqa: E402
 from train.hard_tracks import load_hard_tracks  # noqa: E402
 from train.speed_model import fit_speed_model  # noqa: E402
 from train.steer_model import SteerModel, fit_steer_model  # noqa: E402
@@ -65,10 +66,21 @@ RAIN_EVAL_SEED_START = 900_100  # evaluation tracks of a wet-track set, driven i
 LOG_FIELDS = ["generation", "fitness_mean", "fitness_max", "fitness_min", "reward_mean", "off_track_s_mean",
               "steps_mean", "sigma", "eval_mean", "eval_std", "seconds", "weave_mean"]  # fmt: skip
 RESUME_KEYS = ("name", "population", "rollouts", "sigma0", "init", "seed", "subspace")  # a resume must agree
-# every weight, 9 gains around a controller, those + 2 speed holds, or those 9 + a steering blend (Search)
-SUBSPACES = ("full", "gains", "speed", "damping")
+# every weight, 9 gains around a controller, those + 2 speed holds, those 9 + a steering blend, or the
+# steering's 3 gains + a gas and a brake rebuilt from the speed and the bend ahead (Search)
+SUBSPACES = ("full", "gains", "speed", "damping", "throttle")
 V_GAS_REF = 50.0  # m/s: the speed subspace's gas term is k_gas (V_GAS_REF - speed); the gas bias moves the target
 V_BRAKE_REF = 60.0  # m/s: its brake term is k_brake (speed - V_BRAKE_REF); the brake bias moves the threshold
+V_THROTTLE_REF = 48.0  # m/s: the throttle subspace's reference speed (its start holds about this, as A does)
+C_THROTTLE_REF = 0.15  # the throttle subspace's reference bend ahead (|mean steering|; A's laps average 0.14)
+# The throttle subspace's start: A's steering; gas g0 + gv (V - v) + gc (C - c) at g0 -1.6 (just under the
+# invariant's 0.05 floor, tanh(-1.6) = -0.92), gv 0.3 (full gas below about 40 m/s), no bend term; brake off
+# (-3.0). On the 32 evaluation tracks (fast, fp32) this rebuilt gas drove the shipped A's steering to 905.4 +-
+# 25.8 (the shipped A: 904.5 +- 27.9), with every number away from saturation, where CMA-ES can see its steps.
+THROTTLE_X0 = (1.0, 1.0, 0.0, -1.6, 0.3, 0.0, -3.0, 0.0, 0.0)
+# Per-coordinate scale of the first step (cma's CMA_stds, times sigma0): the bend ahead spans about 0.5, the
+# speed about 30 m/s, so a step of 0.1 x these moves each term's pre-activation by a few tenths.
+THROTTLE_STDS = (1.0, 1.0, 1.0, 1.0, 0.3, 10.0, 3.0, 0.3, 10.0)
 
 
 def to_wb(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
@@ -88,30 +100,48 @@ class Search:
     linear in [z, h], so the result is again a W, b. k = 0 is the gains subspace.
     damping: x (10,) = the 9 gains, then k_blend: with a linear model of the last step's steering
     pre-activation from h (train/steer_model.py), the steering becomes (1 - k) s + k s_prev, a
-    low-pass (k > 0) or a lead (k < 0), again a W, b. k = 0 is the gains subspace."""
+    low-pass (k > 0) or a lead (k < 0), again a W, b. k = 0 is the gains subspace.
+    throttle: x (9,) = the steering's z gain, h gain and bias shift, then gas g0, gv, gc and brake r0,
+    rv, rc, with linear models of the speed v (train/speed_model.py) and of the bend ahead c
+    (train/corner_model.py): gas = g0 + gv (V_THROTTLE_REF - v) + gc (C_THROTTLE_REF - c) and brake =
+    r0 + rv (v - V_THROTTLE_REF) + rc (c - C_THROTTLE_REF), pre-activations that replace the base's
+    gas and brake rows (a saturated switch in A) and are again a W, b. It starts at THROTTLE_X0."""
 
     def __init__(self, kind: str, z: int, W0: np.ndarray, b0: np.ndarray,
-                 speed: tuple[np.ndarray, float] | None = None, steer: SteerModel | None = None):  # fmt: skip
+                 speed: tuple[np.ndarray, float] | None = None, steer: SteerModel | None = None,
+                 corner: CornerModel | None = None):  # fmt: skip
         if kind not in SUBSPACES:
             raise ValueError(f"subspace {kind!r} is not one of {', '.join(SUBSPACES)}")
-        if (kind == "speed") != (speed is not None):
-            raise ValueError("a speed model (w, w0) goes with the speed subspace, and only with it")
+        if (kind in ("speed", "throttle")) != (speed is not None):
+            raise ValueError("a speed model (w, w0) goes with the speed and throttle subspaces, and only with them")
         if (kind == "damping") != (steer is not None):
             raise ValueError("a steering model goes with the damping subspace, and only with it")
+        if (kind == "throttle") != (corner is not None):
+            raise ValueError("a corner model goes with the throttle subspace, and only with it")
         self.kind, self.z, self.W0, self.b0, self.speed, self.steer = kind, z, W0, b0, speed, steer
+        self.corner = corner
         self.dims = W0.shape[1]
 
     @property
     def x0(self) -> np.ndarray:
         if self.kind == "full":
             return np.concatenate([self.W0.ravel(), self.b0])
+        if self.kind == "throttle":
+            return np.array(THROTTLE_X0)
         return np.array([1.0] * 6 + [0.0] * {"gains": 3, "speed": 5, "damping": 4}[self.kind])
+
+    @property
+    def stds(self) -> np.ndarray:
+        """(len(x0),) the scale of CMA-ES's first steps per coordinate (times sigma0)."""
+        return np.array(THROTTLE_STDS) if self.kind == "throttle" else np.ones(len(self.x0))
 
     def to_wb(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A point x -> W (3, dims), b (3,)."""
         if self.kind == "full":
             return to_wb(np.asarray(x), self.dims)
         x = np.asarray(x, dtype=np.float64)
+        if self.kind == "throttle":
+            return self._throttle_wb(x)
         W = self.W0.copy()
         W[:, : self.z] *= x[0:3, None]
         W[:, self.z :] *= x[3:6, None]
@@ -127,6 +157,19 @@ class Search:
             W[0] *= 1.0 - k
             W[0, self.z :] += k * (x[0] * m.pz + x[3] * m.ph)
             b[0] += k * (x[0] * m.pz0 + x[3] * m.ph0)
+        return W, b
+
+    def _throttle_wb(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        (wv, v0), m = self.speed, self.corner
+        W, b = self.W0.copy(), self.b0.copy()
+        W[0, : self.z] *= x[0]
+        W[0, self.z :] *= x[1]
+        b[0] += x[2]
+        g0, gv, gc, r0, rv, rc = x[3:9]
+        W[1] = -gv * wv - gc * m.w  # gas: g0 + gv (V - v) + gc (C - c)
+        b[1] = g0 + gv * (V_THROTTLE_REF - v0) + gc * (C_THROTTLE_REF - m.w0)
+        W[2] = rv * wv + rc * m.w  # brake: r0 + rv (v - V) + rc (c - C)
+        b[2] = r0 + rv * (v0 - V_THROTTLE_REF) + rc * (m.w0 - C_THROTTLE_REF)
         return W, b
 
 
@@ -379,20 +422,23 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
             search = Search("full", sizes["z"], np.zeros((3, dims)), np.zeros(3))
         else:  # the base as it was when the run started (the init file may have been replaced since)
             W0, b0, _ = load_controller(base_path, sizes["z"], sizes["hidden"])
-            speed, steer = None, None
+            speed, steer, corner = None, None, None
             with np.load(base_path, allow_pickle=False) as f:
-                if cfg.subspace == "speed":
+                if cfg.subspace in ("speed", "throttle"):
                     speed = (f["speed_w"].astype(np.float64), float(f["speed_w0"]))
                 if cfg.subspace == "damping":
                     steer = SteerModel(f["steer_pz"].astype(np.float64), float(f["steer_pz0"]),
                                        f["steer_ph"].astype(np.float64), float(f["steer_ph0"]), float(f["steer_r2"]))
-            search = Search(cfg.subspace, sizes["z"], W0, b0, speed, steer)
+                if cfg.subspace == "throttle":
+                    corner = CornerModel(f["corner_w"].astype(np.float64), float(f["corner_w0"]),
+                                         float(f["corner_r2"]))  # fmt: skip
+            search = Search(cfg.subspace, sizes["z"], W0, b0, speed, steer, corner)
     else:
         W0, b0 = np.zeros((3, dims)), np.zeros(3)
         if cfg.init:
             W0, b0, _ = load_controller(Path(cfg.init), sizes["z"], sizes["hidden"])
         speed, model_meta = None, {}
-        if cfg.subspace == "speed":  # the init controller's speed model, kept in base.npz for resumes
+        if cfg.subspace in ("speed", "throttle"):  # the init controller's speed model, kept in base.npz for resumes
             w, w0, r2 = fit_speed_model(Path(cfg.init), cfg.speed_tracks, renderer=cfg.renderer,
                                         max_steps=cfg.max_steps)  # fmt: skip
             console.print(f"speed model of {cfg.init}: R^2 {r2:.3f} over {cfg.speed_tracks} tracks")
@@ -403,12 +449,19 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
             console.print(f"steering model of {cfg.init}: R^2 {steer.r2:.3f} over {cfg.steer_tracks} tracks")
             model_meta = {"steer_pz": steer.pz, "steer_pz0": steer.pz0, "steer_ph": steer.ph, "steer_ph0": steer.ph0,
                           "steer_r2": steer.r2}  # fmt: skip
-        search = Search(cfg.subspace, sizes["z"], W0, b0, speed, steer)
+        corner = None
+        if cfg.subspace == "throttle":  # and its model of the bend ahead
+            corner = fit_corner_model(Path(cfg.init), cfg.speed_tracks, renderer=cfg.renderer, max_steps=cfg.max_steps)
+            console.print(f"corner model of {cfg.init}: R^2 {corner.r2:.3f} over {cfg.speed_tracks} tracks")
+            model_meta.update({"corner_w": corner.w, "corner_w0": corner.w0, "corner_r2": corner.r2})
+        search = Search(cfg.subspace, sizes["z"], W0, b0, speed, steer, corner)
         if cfg.subspace != "full":
             save_controller(base_path, W0, b0, {"init": cfg.init, "init_sha256": file_sha256(Path(cfg.init)),
                                                 **model_meta})  # fmt: skip
-        es = cma.CMAEvolutionStrategy(search.x0, cfg.sigma0, {"popsize": cfg.population, "seed": cfg.seed + 1,
-                                                       "verbose": -9})  # fmt: skip
+        options = {"popsize": cfg.population, "seed": cfg.seed + 1, "verbose": -9}
+        if cfg.subspace == "throttle":  # its coordinates have their own scales (the other runs' options as they were)
+            options["CMA_stds"] = search.stds.tolist()
+        es = cma.CMAEvolutionStrategy(search.x0, cfg.sigma0, options)
         state = {"generation": 0, "best_eval": None, "best_generation": None, "seconds": 0.0}
         rows = []
         # The start's sha256 too: --init is often the shipped controller, which a later ship replaces.

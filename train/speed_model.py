@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from rich.progress import Progress
 
-from engine.race.duel import Duel
+from train.laps import drive_laps
 
 SPEED_SEED_START = 3_000_000  # tracks the speed model is fitted on: neither evaluation nor held-out ones
 RIDGE = 0.1  # ridge penalty on the weights (z and h are O(1); thousands of steps)
@@ -26,30 +25,18 @@ def fit_speed_model(controller: Path, tracks: int = 6, seed_start: int = SPEED_S
     on what each controller read at that step.
 
     Returns w (z + hidden,) float64, w0 (float, m/s) and the fit's R^2 over the steps driven."""
-    X, S = [], []
-    with (Duel([Path(controller), None], renderer=renderer, device="cpu", precision="fp32",
-               max_episode_steps=max_steps) as duel, Progress() as bar):  # fmt: skip
-        task = bar.add_task("speed model", total=tracks)
-        for seed in range(seed_start, seed_start + tracks):
-            duel.reset(seed)
-            while not duel.finished:
-                zh = np.concatenate([duel.players.z, duel.players.world.h], axis=1)  # (2, z + hidden): read this step
-                duel.step()
-                for p in (0, 1):
-                    if not duel.telemetry[p].done:
-                        X.append(zh[p])
-                        S.append(duel.telemetry[p].speed)
-            bar.advance(task)
-    X, S = np.asarray(X, np.float64), np.asarray(S, np.float64)  # (steps, z + hidden), (steps,)
+    laps = drive_laps(controller, tracks, seed_start, renderer, max_steps, players=(0, 1), label="speed model")
+    X = np.concatenate([lap.zh for lap in laps])  # (steps, z + hidden)
+    S = np.concatenate([lap.speed for lap in laps])  # (steps,)
     w, w0 = ridge(X, S)
     r2 = 1.0 - float(((X @ w + w0 - S) ** 2).mean() / S.var())
     return w, w0, r2
 
 
-def ridge(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    """y (n,) ~ X (n, d) . w + w0 by ridge regression (RIDGE on w; the intercept is not shrunk) -> w (d,), w0."""
+def ridge(X: np.ndarray, y: np.ndarray, strength: float = RIDGE) -> tuple[np.ndarray, float]:
+    """y (n,) ~ X (n, d) . w + w0 by ridge regression (`strength` on w; the intercept is not shrunk) -> w (d,), w0."""
     X1 = np.hstack([X, np.ones((len(y), 1))])
-    penalty = RIDGE * np.eye(X1.shape[1])
+    penalty = strength * np.eye(X1.shape[1])
     penalty[-1, -1] = 0.0
     w = np.linalg.solve(X1.T @ X1 + penalty, X1.T @ y)
     return w[:-1], float(w[-1])

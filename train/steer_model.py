@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rich.progress import Progress
 
 from engine.policy.controller import load_controller
-from engine.race.duel import Duel
+from train.laps import drive_laps
 from train.speed_model import ridge
 
 STEER_SEED_START = 3_100_000  # tracks the steering model is fitted on: neither evaluation nor held-out ones
@@ -41,22 +40,10 @@ def fit_steer_model(controller: Path, tracks: int = 6, seed_start: int = STEER_S
                     renderer: str = "fast", max_steps: int = 1000) -> SteerModel:  # fmt: skip
     """Drive `controller` (as player A, the shipped B beside it) on `tracks` tracks and fit its last steering
     parts on what it reads at each step (z (32,) and h (256,) after the world model's step)."""
-    z_list, h_list = [], []
-    with (Duel([Path(controller), None], renderer=renderer, device="cpu", precision="fp32",
-               max_episode_steps=max_steps) as duel, Progress() as bar):  # fmt: skip
-        nz = duel.players.z.shape[1]
-        W, b, _ = load_controller(Path(controller), nz, duel.players.world.h.shape[1])
-        task = bar.add_task("steering model", total=tracks)
-        for seed in range(seed_start, seed_start + tracks):
-            duel.reset(seed)
-            zs, hs = [], []
-            while not duel.finished and not duel.telemetry[0].done:
-                duel.step()
-                zs.append(duel.players.z[0].astype(np.float64))  # what A read at this step
-                hs.append(duel.players.world.h[0].astype(np.float64))
-            z_list.append(np.array(zs))
-            h_list.append(np.array(hs))
-            bar.advance(task)
+    laps = drive_laps(controller, tracks, seed_start, renderer, max_steps, label="steering model")
+    nz = laps[0].z.shape[1]
+    W, b, _ = load_controller(Path(controller), nz, laps[0].h.shape[1])
+    z_list, h_list = [lap.z for lap in laps], [lap.h for lap in laps]
     Wz, Wh = W[0, :nz], W[0, nz:]
     h_now = np.concatenate([h[1:] for h in h_list])  # (steps, hidden): h_t
     z_prev = np.concatenate([z[:-1] for z in z_list])  # z_{t-1}
