@@ -554,7 +554,8 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
 
 STYLES = {  # what each shipped controller is trained for (configs/controller_*.yaml)
     "A": "races for reward (fitness = episode reward)",
-    "B": "careful: fitness = reward - 5 per second off the road; a quarter of its training tracks in rain",
+    "B": ("careful: from run B (fitness = reward - 5 per second off the road, a quarter of its training tracks in "
+          "rain), then any fine-tune its training record names"),
 }
 
 
