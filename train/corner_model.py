@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from train.laps import drive_laps
-from train.speed_model import ridge
+from train.speed_model import r_squared, ridge
 
 CORNER_SEED_START = 3_200_000  # tracks the corner model is fitted on: neither evaluation nor held-out ones
 CORNER_FROM, CORNER_TO = 5, 20  # steps ahead (0.1 s to 0.4 s at 50 FPS): the stretch whose steering is the target
@@ -59,5 +59,4 @@ def fit_corner_model(controller: Path, tracks: int = 6, seed_start: int = CORNER
     if len(C) < 2:
         raise ValueError(f"corner model: {len(C)} steps driven, too few to fit (laps under {CORNER_TO + 2} steps)")
     w, w0 = ridge(X, C, CORNER_RIDGE)
-    r2 = 1.0 - float(((X @ w + w0 - C) ** 2).mean() / max(C.var(), 1e-12))
-    return CornerModel(w, w0, r2)
+    return CornerModel(w, w0, r_squared(X @ w + w0, C))

@@ -29,8 +29,7 @@ def fit_speed_model(controller: Path, tracks: int = 6, seed_start: int = SPEED_S
     X = np.concatenate([lap.zh for lap in laps])  # (steps, z + hidden)
     S = np.concatenate([lap.speed for lap in laps])  # (steps,)
     w, w0 = ridge(X, S)
-    r2 = 1.0 - float(((X @ w + w0 - S) ** 2).mean() / S.var())
-    return w, w0, r2
+    return w, w0, r_squared(X @ w + w0, S)
 
 
 def ridge(X: np.ndarray, y: np.ndarray, strength: float = RIDGE) -> tuple[np.ndarray, float]:
@@ -40,3 +39,8 @@ def ridge(X: np.ndarray, y: np.ndarray, strength: float = RIDGE) -> tuple[np.nda
     penalty[-1, -1] = 0.0
     w = np.linalg.solve(X1.T @ X1 + penalty, X1.T @ y)
     return w[:-1], float(w[-1])
+
+
+def r_squared(fit: np.ndarray, y: np.ndarray) -> float:
+    """The share of y's (n,) variance that fit (n,) explains (0 for a constant y fitted exactly)."""
+    return 1.0 - float(((fit - y) ** 2).mean() / max(float(y.var()), 1e-12))

@@ -20,7 +20,7 @@ import numpy as np
 
 from engine.policy.controller import load_controller
 from train.laps import drive_laps
-from train.speed_model import ridge
+from train.speed_model import r_squared, ridge
 
 STEER_SEED_START = 3_100_000  # tracks the steering model is fitted on: neither evaluation nor held-out ones
 
@@ -51,6 +51,4 @@ def fit_steer_model(controller: Path, tracks: int = 6, seed_start: int = STEER_S
     pz, pz0 = ridge(h_now, z_prev @ Wz)
     ph, ph0 = ridge(h_now, h_prev @ Wh)
     s_prev = z_prev @ Wz + h_prev @ Wh
-    fit = h_now @ (pz + ph) + pz0 + ph0
-    r2 = 1.0 - float(((fit - s_prev) ** 2).mean() / s_prev.var())
-    return SteerModel(pz, pz0, ph, ph0, r2)
+    return SteerModel(pz, pz0, ph, ph0, r_squared(h_now @ (pz + ph) + pz0 + ph0, s_prev))
