@@ -104,6 +104,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "evaluations on clear tracks; pick a generation when you chose it otherwise, e.g. on rain "
                    "evaluation tracks with `vmc-duel tournament --weather rain --seed-start 900100`); several: "
                    "the average of their weights (the search's mean averaged over those generations)")  # fmt: skip
+    p.add_argument("--steer-hold", type=float, metavar="P",
+                   help="the shipped set's steering hold: a steer to the other side than the last, no larger than P "
+                   "(0-1), is held straight, so the wheel changes side only when the controller asks for more "
+                   "(default: the run's, none unless it trained with --steer-hold; 0: none); the set is then "
+                   "evaluated as it ships")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace the shipped controller (or its wet-track set)")
     p.set_defaults(handler=_handler("train.ship_controller"))
 

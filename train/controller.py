@@ -49,7 +49,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from engine.env.vector_env import VecRaceEnv  # noqa: E402
 from engine.files import atomic_path, save_figure, write_atomic  # noqa: E402
-from engine.policy.controller import load_controller  # noqa: E402
+from engine.policy.controller import STEER_HOLD_MAX, load_controller  # noqa: E402
 from engine.policy.knobs import Knobs, load_bounds  # noqa: E402
 from engine.policy.players import Players, invariants_array  # noqa: E402
 from engine.progress import listening, point  # noqa: E402
@@ -65,7 +65,8 @@ EVAL_SEED_START = 900_000  # evaluation tracks: never trained on, below the tour
 RAIN_EVAL_SEED_START = 900_100  # evaluation tracks of a wet-track set, driven in rain
 LOG_FIELDS = ["generation", "fitness_mean", "fitness_max", "fitness_min", "reward_mean", "off_track_s_mean",
               "steps_mean", "sigma", "eval_mean", "eval_std", "seconds", "weave_mean"]  # fmt: skip
-RESUME_KEYS = ("name", "population", "rollouts", "sigma0", "init", "seed", "subspace")  # a resume must agree
+# a resume must agree on these
+RESUME_KEYS = ("name", "population", "rollouts", "sigma0", "init", "seed", "subspace", "steer_hold")
 # every weight, 9 gains around a controller, those + 2 speed holds, those 9 + a steering blend, or the
 # steering's 3 gains + a gas and a brake rebuilt from the speed and the bend ahead (Search)
 SUBSPACES = ("full", "gains", "speed", "damping", "throttle")
@@ -242,7 +243,7 @@ def make_players(cfg: TrainControllerConfig, n: int, dims: int) -> Players:
     bounds = load_bounds()
     knobs = np.tile(Knobs(bounds).as_array(), (n, 1))
     return Players(np.zeros((n, 3, dims)), np.zeros((n, 3)), knobs, invariants_array(bounds), device="cpu",
-                   precision="fp32", threads=cfg.threads)  # fmt: skip
+                   precision="fp32", threads=cfg.threads, steer_hold=np.full(n, cfg.steer_hold))  # fmt: skip
 
 
 class LocalFleet:
@@ -320,6 +321,11 @@ def plot(rows: list[dict], path: Path, name: str) -> None:
 def save_controller(path: Path, W: np.ndarray, b: np.ndarray, meta: dict) -> None:
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, W=W, b=b, **{k: np.asarray(v) for k, v in meta.items()})
+
+
+def hold_meta(cfg: TrainControllerConfig) -> dict:
+    """A run's controllers' steering hold, as their files carry it (nothing when they have none)."""
+    return {"steer_hold": cfg.steer_hold} if cfg.steer_hold else {}
 
 
 def gains_meta(search: Search, x: np.ndarray) -> dict:
@@ -527,6 +533,7 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
                         "name": cfg.name, "generation": g + 1, "eval_mean": ev.mean(), "eval_std": ev.std(),
                         "eval_tracks": f"{eval_seeds[0]}-{eval_seeds[-1]}", "placeholder": False,
                         "method": "CMA-ES (train/controller.py)", **gains_meta(search, es.mean),
+                        **hold_meta(cfg),
                     })  # fmt: skip
 
             if cfg.snapshot_every and (g + 1) % cfg.snapshot_every == 0:
@@ -534,7 +541,7 @@ def train_controller(cfg: TrainControllerConfig, force: bool = False) -> Path:
                 save_controller(run / f"gen_{g + 1:04d}.npz", *search.to_wb(es.mean), {
                     "name": cfg.name, "generation": g + 1, "placeholder": False,
                     "method": "CMA-ES (train/controller.py)", "checkpoint": "the search's mean after this generation",
-                    **evaluated, **gains_meta(search, es.mean),
+                    **evaluated, **gains_meta(search, es.mean), **hold_meta(cfg),
                 })  # fmt: skip
 
             row["seconds"] = time.perf_counter() - start
@@ -560,7 +567,8 @@ STYLES = {  # what each shipped controller is trained for (configs/controller_*.
 
 
 # A controller file's wet-track set (`ship --weather rain`; engine.policy.controller drives it in rain).
-RAIN_KEYS = ("W_rain", "b_rain", "rain_name", "rain_generation", "rain_method", "rain_averaged_generations")
+RAIN_KEYS = ("W_rain", "b_rain", "rain_name", "rain_generation", "rain_method", "rain_averaged_generations",
+             "rain_steer_hold")
 
 
 def evaluate_shipped(path: Path, cfg: dict, weather: str, weights: Path) -> dict:
@@ -600,6 +608,8 @@ def training_record(run: Path, meta: dict) -> dict:
     }  # fmt: skip
     if "averaged_generations" in meta:
         record["averaged_generations"] = meta["averaged_generations"]
+    if meta.get("steer_hold"):
+        record["steer_hold"] = float(meta["steer_hold"])
     if "eval_mean" in meta:  # the run's own evaluation (clear evaluation tracks) of what is shipped
         tracks = f"{EVAL_SEED_START}-{EVAL_SEED_START + cfg['eval_tracks'] - 1}"
         record.update(eval_mean=float(meta["eval_mean"]), eval_std=float(meta["eval_std"]),
@@ -639,7 +649,7 @@ def load_snapshots(run: Path, generations: list[int] | None) -> tuple[np.ndarray
 
 
 def ship(name: str, run: Path, weights: Path = Path("weights"), force: bool = False, weather: str = "clear",
-         generations: list[int] | None = None) -> dict:  # fmt: skip
+         generations: list[int] | None = None, steer_hold: float | None = None) -> dict:  # fmt: skip
     """Ship a controller run's weights as weights/controller{name}.npz and record the training in
     manifest.json: run/best.npz (the best of the run's evaluations) or, with `generations`, the
     snapshot run/gen_NNNN.npz (several: their average, see `load_snapshots`).
@@ -647,11 +657,21 @@ def ship(name: str, run: Path, weights: Path = Path("weights"), force: bool = Fa
     weather "clear" replaces the file's driving weights (W, b; a wet-track set the file has is
     kept) and copies the run's curve and log beside it. weather "rain" adds the weights as the
     file's wet-track set (W_rain, b_rain: what a duel in rain drives with), the rest of the file
-    as shipped. Replacing a shipped set takes `force`."""
+    as shipped. Replacing a shipped set takes `force`.
+
+    The set keeps its run's steering hold (`steer_hold` in its snapshots); `steer_hold` replaces it
+    (0: none), and the shipped set is then evaluated as it ships."""
     if weather not in ("clear", "rain"):
         raise ValueError(f"weather {weather!r} is not one of clear, rain")
     target = weights / f"controller{name}.npz"
     W, b, meta = load_snapshots(run, generations)
+    held = steer_hold is not None and steer_hold != meta.get("steer_hold", 0.0)  # a hold its run did not drive with
+    if steer_hold is not None:
+        if not 0.0 <= steer_hold <= STEER_HOLD_MAX:
+            raise ValueError(f"steer hold {steer_hold} is outside [0, {STEER_HOLD_MAX}]")
+        meta.pop("steer_hold", None)
+        if steer_hold:
+            meta["steer_hold"] = float(steer_hold)
     shipped: dict[str, np.ndarray] = {}
     if target.exists():
         with np.load(target, allow_pickle=False) as f:
@@ -668,12 +688,14 @@ def ship(name: str, run: Path, weights: Path = Path("weights"), force: bool = Fa
                       rain_method=np.asarray(meta.get("method", "CMA-ES")))  # fmt: skip
         if "averaged_generations" in meta:
             arrays["rain_averaged_generations"] = np.asarray(meta["averaged_generations"])
+        if meta.get("steer_hold"):
+            arrays["rain_steer_hold"] = np.asarray(meta["steer_hold"])
     else:
         if shipped and not force:
             raise ValueError(f"{target} exists: pass --force to replace it")
         arrays = {"W": W, "b": b, **{k: np.asarray(v) for k, v in meta.items()}}
         arrays.update({k: v for k, v in shipped.items() if k in RAIN_KEYS})  # its wet-track set stays
-    if weather == "rain" or "averaged_generations" in meta:  # weights no generation evaluated as they ship
+    if weather == "rain" or "averaged_generations" in meta or held:  # weights no generation evaluated as they ship
         candidate = run / f"shipping_{weather}.npz"  # the weights alone, as their own file
         try:
             with atomic_path(candidate, suffix=".npz") as tmp:

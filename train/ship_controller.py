@@ -10,13 +10,15 @@ from train.controller import ship
 
 def main(args: argparse.Namespace) -> int:
     run = args.run or Path("data/checkpoints/controllers") / args.name
-    record = ship(args.name, run, args.weights, force=args.force, weather=args.weather, generations=args.generation)
+    record = ship(args.name, run, args.weights, force=args.force, weather=args.weather, generations=args.generation,
+                  steer_hold=args.steer_hold)
     t = record["training" if args.weather == "clear" else "rain_training"]
     what = "its weights" if args.weather == "clear" else "its wet-track set (W_rain, b_rain: driven in rain)"
     evaluation = (f", evaluation {t['eval_mean']:.1f} +- {t['eval_std']:.1f} on tracks {t['eval_tracks']}"
                   if "eval_mean" in t else "")  # fmt: skip
     which = (f"generations {t['averaged_generations']} averaged" if "averaged_generations" in t
              else f"generation {t['shipped_generation']}")  # fmt: skip
-    print(f"{args.weights}/controller{args.name}.npz: {what} from {run} {which}"
+    hold = f", steering hold {t['steer_hold']}" if "steer_hold" in t else ""
+    print(f"{args.weights}/controller{args.name}.npz: {what} from {run} {which}{hold}"
           f"{evaluation}, sha256 {record['sha256'][:12]}")
     return 0

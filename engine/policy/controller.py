@@ -7,6 +7,13 @@ A file may also hold a second set for a wet track, W_rain and b_rain (trained in
 `vmc-duel train ship-controller --weather rain`); a duel in rain drives with those. The car
 knows the weather (the same wet flag the strategy's rain regime reads), as a driver does.
 
+A set may carry a steering hold p (`steer_hold`, `rain_steer_hold`; 0 when absent: none). A
+linear controller's steering oscillates about a straight line (a reversal every ~3 steps,
+faster than the front wheels follow); with the hold, a steer to the other side than the last
+one no larger than p is held straight (0) instead: the wheel changes side only when the
+controller asks for more than p. No lag, unlike a low-pass: a steer beyond p, or to the same
+side, passes unchanged (`hold_steering`).
+
 The numba functions of the engine compile once and are cached (`cache=True`) beside the
 source; when the install is read-only, numba caches them in the user's cache directory
 instead (~/.cache/numba, or $NUMBA_CACHE_DIR), which a test checks.
@@ -22,6 +29,7 @@ import numba
 import numpy as np
 
 ACTIONS = 3  # steer, gas, brake
+STEER_HOLD_MAX = 1.0  # a steering hold above this would forbid every reversal (|steer| <= 1)
 SHA_PREFIX = 8  # hex digits of a controller file's sha256 shown beside its name
 WEATHER_SETS = ("clear", "rain")  # the weathers a controller file can hold weights for
 
@@ -62,13 +70,24 @@ def load_controller(path: Path, z_size: int, hidden: int,
                                   f"({ACTIONS}, {z_size + hidden}) and (3,)")  # fmt: skip
         if not (np.isfinite(W).all() and np.isfinite(b).all()):
             raise ControllerError(f"{path}: {w} or {bias} holds NaN or infinity")
+    for key in ("steer_hold", "rain_steer_hold"):
+        if key in meta:
+            hold = meta[key]
+            if isinstance(hold, (bool, str)) or not np.isfinite(hold) or not 0.0 <= hold <= STEER_HOLD_MAX:
+                raise ControllerError(f"{path}: {key} = {hold!r}, expected a number in [0, {STEER_HOLD_MAX}]")
     wet = weather == "rain" and "W_rain" in sets
     W, b = (sets["W_rain"], sets["b_rain"]) if wet else (sets["W"], sets["b"])
     if wet:  # describe the set that drives
         meta.pop("averaged_generations", None)
+        meta["steer_hold"] = meta.get("rain_steer_hold", 0.0)  # the wet set's own hold, none when it has none
         meta.update({k: meta[f"rain_{k}"] for k in ("name", "generation", "method", "averaged_generations")
                      if f"rain_{k}" in meta})  # fmt: skip
     return W, b, meta
+
+
+def steer_hold_of(meta: dict) -> float:
+    """The steering hold of the set `load_controller` loaded (its metadata): 0.0 (none) when the file has none."""
+    return float(meta.get("steer_hold", 0.0))
 
 
 def display_path(path: Path) -> str:
@@ -176,3 +195,18 @@ def policy_actions(W: np.ndarray, b: np.ndarray, z: np.ndarray, h: np.ndarray, o
                 out[p, 1] = (a + 1.0) / 2.0
             else:
                 out[p, 2] = min(max(a, 0.0), 1.0)
+
+
+@numba.njit(cache=True, inline="always")  # inlined into engine.policy.players.decide
+def hold_steering(steer_hold: np.ndarray, side: np.ndarray, out: np.ndarray) -> None:
+    """The controllers' steering holds, in place: out (P, 3) the policy's actions; steer_hold (P,) float64,
+    each player's hold p (0: none); side (P,) float64, the side each last steered to (-1, 1; 0 at the
+    start), updated. A steer to the other side than the last, |steer| <= p, becomes 0 (straight ahead)."""
+    for p in range(out.shape[0]):
+        s = out[p, 0]
+        if s * side[p] < 0.0 and abs(s) <= steer_hold[p]:
+            out[p, 0] = 0.0
+        elif s > 0.0:
+            side[p] = 1.0
+        elif s < 0.0:
+            side[p] = -1.0

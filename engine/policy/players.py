@@ -15,7 +15,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from engine.policy.controller import load_controller, policy_actions
+from engine.policy.controller import hold_steering, load_controller, policy_actions, steer_hold_of
 from engine.policy.imagine import Imagination, imagine
 from engine.policy.knobs import Bounds
 from engine.policy.risk import mixture_stats, spread_risk
@@ -25,18 +25,18 @@ from engine.world_model.runtime import WorldModel, make_session
 
 
 @numba.njit(cache=True, nogil=True)
-def decide(rows, z, log_pi, mu, sigma, off_now, slip, wet, W, b, W32, b32, knobs, invariants, h, c, lo, hi,
-           lstm_w, lstm_b, heads_w, heads_b, gaussians, prev, hold, policy, risk, actions, weights,
+def decide(rows, z, log_pi, mu, sigma, off_now, slip, wet, W, b, W32, b32, steer_hold, side, knobs, invariants, h,
+           c, lo, hi, lstm_w, lstm_b, heads_w, heads_b, gaussians, prev, hold, policy, risk, actions, weights,
            mean):  # fmt: skip
     """Players.act after the world model, on the CPU, in one call: the same kernels in the same
     order as the step-by-step path (`Players._decide_steps`), so the same numbers, without some
     twenty numpy calls around them (a lane's duel step spent ~35 us there).
 
     rows (n,) int64: the players of this step. z (n, Z), log_pi/mu/sigma (n, Z, K), off_now (n,)
-    float32: the world model's outputs for them; slip, wet (n,). W, b, W32, b32, knobs (P, ...),
-    h, c (P, H) float32 (already stepped), prev (P, 3) last actions, hold (P,) int64: every
-    player's. Writes policy, risk (n,), actions (n, 3), weights (n, 4), mean (n, Z) float32,
-    and hold[rows]; returns True.
+    float32: the world model's outputs for them; slip, wet (n,). W, b, W32, b32, steer_hold, knobs
+    (P, ...), h, c (P, H) float32 (already stepped), side (P,) the side each last steered to, prev
+    (P, 3) last actions, hold (P,) int64: every player's. Writes policy, risk (n,), actions (n, 3),
+    weights (n, 4), mean (n, Z) float32, side[rows] and hold[rows]; returns True.
 
     With lstm_w None (and lstm_b, heads_w, heads_b None) numba compiles this without the
     imagined rollout (a second signature, compiled on first use): nobody looks ahead at the
@@ -46,6 +46,8 @@ def decide(rows, z, log_pi, mu, sigma, off_now, slip, wet, W, b, W32, b32, knobs
     n = len(rows)
     Wr, br, kr, hr = W[rows], b[rows], knobs[rows], h[rows]
     policy_actions(Wr, br, z, hr, policy)
+    sr = side[rows]  # a copy: side changes only once this call cannot return False
+    hold_steering(steer_hold[rows], sr, policy)
     spread = np.empty(n)
     mixture_stats(log_pi, mu, sigma, mean, spread)
     spread_risk(spread, lo, hi, risk)
@@ -76,6 +78,7 @@ def decide(rows, z, log_pi, mu, sigma, off_now, slip, wet, W, b, W32, b32, knobs
     apply_knobs(policy, prev[rows], risk, slip, wet, kr, invariants, hr_hold, actions, weights)
     for k in range(n):  # a loop, not hold[rows] = hr_hold: see engine.policy.imagine's copies
         hold[rows[k]] = hr_hold[k]
+        side[rows[k]] = sr[k]
     return True
 
 
@@ -88,12 +91,18 @@ def invariants_array(bounds: Bounds) -> np.ndarray:
 def load_controllers(paths: list[Path], weights_dir: Path = WEIGHTS_DIR,
                      weather: str = "clear") -> tuple[np.ndarray, np.ndarray, list[dict]]:  # fmt: skip
     """Stack controller files: W (P, 3, Z+H) float64, b (P, 3), metadata per file; in rain each
-    file's wet-track set where it has one (`engine.policy.controller.load_controller`)."""
+    file's wet-track set where it has one (`engine.policy.controller.load_controller`). The sets'
+    steering holds: `steer_holds(metadata)`."""
     from engine.world_model.manifest import load_manifest
 
     sizes = load_manifest(weights_dir, verify=False)["sizes"]
     loaded = [load_controller(p, sizes["z"], sizes["hidden"], weather) for p in paths]
     return np.stack([w for w, _, _ in loaded]), np.stack([b for _, b, _ in loaded]), [m for _, _, m in loaded]
+
+
+def steer_holds(meta: list[dict]) -> np.ndarray:
+    """(P,) float64: the steering hold of each loaded set (`load_controllers`' metadata), 0 where none."""
+    return np.array([steer_hold_of(m) for m in meta], dtype=np.float64)
 
 
 class Players:
@@ -104,6 +113,7 @@ class Players:
         knobs: (P, 7) float64 knob values in bounds order (`Knobs.as_array`); live: write
             a row to change a player's knobs between steps.
         invariants: (3,) from `invariants_array`.
+        steer_hold: (P,) float64 each controller's steering hold (`steer_holds`); None: none (0).
         device, precision, weights_dir, threads: as for `engine.world_model.runtime.WorldModel`.
 
     After `act`, `risk` (P,), `regime_weights` (P, 4) (REGIMES order), `policy` (P, 3) (the
@@ -112,7 +122,7 @@ class Players:
 
     def __init__(self, W: np.ndarray, b: np.ndarray, knobs: np.ndarray, invariants: np.ndarray,
                  device: str = "auto", precision: str = "auto", weights_dir: Path = WEIGHTS_DIR,
-                 threads: int = 1):  # fmt: skip
+                 threads: int = 1, steer_hold: np.ndarray | None = None):  # fmt: skip
         n = W.shape[0]
         self.world = WorldModel(n, device=device, precision=precision, weights_dir=weights_dir, threads=threads)
         calib = self.world.manifest.get("risk")
@@ -141,6 +151,10 @@ class Players:
         self.W = np.ascontiguousarray(W, dtype=np.float64)
         self.b = np.ascontiguousarray(b, dtype=np.float64)
         self.W32, self.b32 = self.W.astype(np.float32), self.b.astype(np.float32)  # lookahead.onnx's copies
+        self.steer_hold = np.zeros(n) if steer_hold is None else np.array(steer_hold, dtype=np.float64)
+        if self.steer_hold.shape != (n,):
+            raise ValueError(f"steer_hold {self.steer_hold.shape}: expected ({n},)")
+        self.side = np.zeros(n)  # (P,) the side each player last steered to: -1, 1 (0: not yet)
         self.knobs = np.ascontiguousarray(knobs, dtype=np.float64)
         self.invariants = np.ascontiguousarray(invariants, dtype=np.float64)
         self.policy = np.zeros((n, 3))  # (P, 3) the controller's action
@@ -153,10 +167,13 @@ class Players:
         self.fused = self.imagination is not None  # decide in one numba call (False: kernel by kernel)
         self._looked_ahead = False  # some player has looked ahead: decide with the rollout compiled in
 
-    def set_controllers(self, W: np.ndarray, b: np.ndarray) -> None:
-        """Replace every player's controller (a new CMA-ES generation)."""
+    def set_controllers(self, W: np.ndarray, b: np.ndarray, steer_hold: np.ndarray | None = None) -> None:
+        """Replace every player's controller (a new CMA-ES generation); steer_hold (P,): their steering
+        holds (None: keep them)."""
         self.W[:] = W
         self.b[:] = b
+        if steer_hold is not None:
+            self.steer_hold[:] = steer_hold
         self.W32[:], self.b32[:] = self.W, self.b
 
     def reset(self, players: list[int] | None = None) -> None:
@@ -165,6 +182,7 @@ class Players:
         self.world.reset(players)
         self.actions[idx] = 0.0
         self.hold[idx] = 0
+        self.side[idx] = 0.0
 
     def act(self, obs: np.ndarray, slip: np.ndarray, wet: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """obs (P, 96, 96, 3) uint8, slip (P,) rad, wet (P,) 0/1 -> actions (P, 3) float64.
@@ -186,7 +204,8 @@ class Players:
             for lk in (rollout,) if self._looked_ahead else ((None,) * 4, rollout):
                 self._looked_ahead = lk is rollout
                 if decide(rows, out["z"], out["mdn_log_pi"], out["mdn_mu"], out["mdn_sigma"], out["off_track_prob"],
-                          slip, wet, self.W, self.b, self.W32, self.b32, self.knobs, self.invariants, self.world.h,
+                          slip, wet, self.W, self.b, self.W32, self.b32, self.steer_hold, self.side, self.knobs,
+                          self.invariants, self.world.h,
                           self.world.c, self.spread_lo, self.spread_hi, *lk, im.gaussians, self.actions, self.hold,
                           policy, risk, actions, weights, mean):  # fmt: skip
                     break
@@ -204,6 +223,9 @@ class Players:
         numba kernel (CUDA): the same kernels in the same order."""
         W, b, knobs, h = self.W[rows], self.b[rows], self.knobs[rows], self.world.h[rows]
         policy_actions(W, b, out["z"], h, policy)
+        side = self.side[rows]
+        hold_steering(self.steer_hold[rows], side, policy)
+        self.side[rows] = side
         spread = np.empty(len(rows))
         mixture_stats(out["mdn_log_pi"], out["mdn_mu"], out["mdn_sigma"], mean, spread)
         spread_risk(spread, self.spread_lo, self.spread_hi, risk)

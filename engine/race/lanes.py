@@ -89,6 +89,7 @@ class LaneSpec:
     weights_dir: Path
     threads: int
     max_episode_steps: int
+    steer_hold: np.ndarray | None = None  # (n,) the controllers' steering holds (None: none)
 
 
 def _fields(n: int) -> dict[str, tuple[tuple[int, ...], Any]]:
@@ -132,7 +133,7 @@ class Lane:
         try:
             self.players = Players(spec.W, spec.b, np.array(spec.knobs, np.float64), spec.invariants,
                                    device=spec.device, precision=spec.precision, weights_dir=spec.weights_dir,
-                                   threads=spec.threads)  # fmt: skip
+                                   threads=spec.threads, steer_hold=spec.steer_hold)  # fmt: skip
         except BaseException:
             self.vec.close()
             raise
@@ -317,7 +318,8 @@ class LanePair:
         h = self.split = n // 2
 
         def rows(lo, hi):
-            return replace(spec, W=spec.W[lo:hi], b=spec.b[lo:hi], knobs=spec.knobs[lo:hi], wet=spec.wet[lo:hi])
+            return replace(spec, W=spec.W[lo:hi], b=spec.b[lo:hi], knobs=spec.knobs[lo:hi], wet=spec.wet[lo:hi],
+                           steer_hold=None if spec.steer_hold is None else spec.steer_hold[lo:hi])
 
         self.remote = RemoteLane(rows(h, n), range(h, n))
         try:
