@@ -120,7 +120,9 @@ def test_api_reports_a_dead_worker_stays_up_and_resets_onto_fresh_workers():
 def test_tui_reports_a_dead_worker_stays_up_and_resets():
     from tui.app import DuelApp
 
-    runner = RaceRunner(seed=6, speed=None, device="cpu", renderer="fast", workers=1)
+    # At the race's real pace (a lap takes ~18 s): as fast as possible, a loaded machine could see the whole race end
+    # (900 steps in a few seconds) between the wait for step 3 and the kill, and then there is no race to stop.
+    runner = RaceRunner(seed=6, speed=1.0, device="cpu", renderer="fast", workers=1)
     app = DuelApp(runner, graphics="halfblock", truecolor=True)
 
     async def script(pilot) -> None:
