@@ -169,8 +169,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, only_giv
 
 
 ZERO_OK = {"seed", "rain_fraction", "hard_fraction", "off_track_penalty", "weave_penalty", "steer_hold",
-           "off_track_patience",
-           "workers", "track_seed"}  # 0: "none"
+           "off_track_patience", "workers", "track_seed"}  # 0: "none"
 SEED_MAX = 2**32 - 1  # engine.limits.SEED_MAX (numpy, gymnasium and cma seeds)
 CHOICES = {"renderer": ("exact", "fast", "stock"), "backend": ("local", "ray")}
 AT_MOST = {"rain_fraction": 1.0, "hard_fraction": 1.0, "steer_hold": 1.0, "seed": SEED_MAX}

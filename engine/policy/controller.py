@@ -85,11 +85,6 @@ def load_controller(path: Path, z_size: int, hidden: int,
     return W, b, meta
 
 
-def steer_hold_of(meta: dict) -> float:
-    """The steering hold of the set `load_controller` loaded (its metadata): 0.0 (none) when the file has none."""
-    return float(meta.get("steer_hold", 0.0))
-
-
 def display_path(path: Path) -> str:
     """A file of the project as 'weights/controllerA.npz' (the same on every checkout and in an
     installed wheel, whose weights are the package vmc_duel_weights), any other file of the

@@ -15,7 +15,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from engine.policy.controller import hold_steering, load_controller, policy_actions, steer_hold_of
+from engine.policy.controller import hold_steering, load_controller, policy_actions
 from engine.policy.imagine import Imagination, imagine
 from engine.policy.knobs import Bounds
 from engine.policy.risk import mixture_stats, spread_risk
@@ -102,7 +102,7 @@ def load_controllers(paths: list[Path], weights_dir: Path = WEIGHTS_DIR,
 
 def steer_holds(meta: list[dict]) -> np.ndarray:
     """(P,) float64: the steering hold of each loaded set (`load_controllers`' metadata), 0 where none."""
-    return np.array([steer_hold_of(m) for m in meta], dtype=np.float64)
+    return np.array([m.get("steer_hold", 0.0) for m in meta], dtype=np.float64)
 
 
 class Players:
@@ -167,13 +167,10 @@ class Players:
         self.fused = self.imagination is not None  # decide in one numba call (False: kernel by kernel)
         self._looked_ahead = False  # some player has looked ahead: decide with the rollout compiled in
 
-    def set_controllers(self, W: np.ndarray, b: np.ndarray, steer_hold: np.ndarray | None = None) -> None:
-        """Replace every player's controller (a new CMA-ES generation); steer_hold (P,): their steering
-        holds (None: keep them)."""
+    def set_controllers(self, W: np.ndarray, b: np.ndarray) -> None:
+        """Replace every player's controller (a new CMA-ES generation; their steering holds stay)."""
         self.W[:] = W
         self.b[:] = b
-        if steer_hold is not None:
-            self.steer_hold[:] = steer_hold
         self.W32[:], self.b32[:] = self.W, self.b
 
     def reset(self, players: list[int] | None = None) -> None:
