@@ -279,6 +279,34 @@ def test_weave_penalty_takes_the_weave_off_the_fitness(tmp_path):
                                                 - 2.0 * row["weave_mean"])  # fmt: skip
 
 
+def test_tail_weight_counts_a_crash_beyond_its_share_of_the_mean():
+    """A candidate a point faster on 7 tracks and crashed on the 8th loses to a steady one once the worst quarter
+    weighs in; at 0 the fitness is the plain mean, at 1 the worst quarter's mean alone."""
+    from train.controller import candidate_fitness
+
+    steady = np.full(8, 900.0)
+    brave = np.array([901.0] * 7 + [500.0])
+    f = np.stack([steady, brave])  # (2 candidates, 8 rollouts)
+    assert np.array_equal(candidate_fitness(f), f.mean(axis=1))
+    assert candidate_fitness(f, 1.0) == pytest.approx([900.0, (901.0 + 500.0) / 2])  # worst 2 of 8
+    half = candidate_fitness(f, 0.5)
+    assert half == pytest.approx(0.5 * f.mean(axis=1) + 0.5 * np.array([900.0, 700.5]))
+    assert half[0] > half[1] and candidate_fitness(f)[0] > candidate_fitness(f)[1]
+    assert candidate_fitness(np.array([[3.0, 1.0]]), 1.0) == pytest.approx([1.0])  # at least one rollout
+
+
+def test_tail_weight_in_a_run_and_its_bounds(tmp_path):
+    """A real run with the tail: every candidate's fitness is at most its plain mean, so the generation's mean
+    fitness is at most the mean reward's combination; the option is refused outside [0, 1], naming it."""
+    run = train_controller(tiny(tmp_path, tail_weight=0.5))
+    row = {k: float(v) for k, v in next(csv.DictReader((run / "log.csv").open())).items() if v != ""}
+    assert row["fitness_mean"] <= row["reward_mean"] - 5.0 * row["off_track_s_mean"] + 1e-9
+    assert json.loads((run / "config.json").read_text())["tail_weight"] == 0.5
+    res = subprocess.run([sys.executable, "-m", "vmc_duel", "train", "controller", "--tail-weight", "1.5",
+                          "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode != 0 and "--tail-weight must be at most 1.0, got 1.5" in res.stderr
+
+
 def test_a_run_all_in_rain_is_evaluated_in_rain(tmp_path):
     """No car of the generation drives in clear weather: the mean is evaluated in rain, on the wet-track sets'
     evaluation tracks (900100 on), not on an empty set."""

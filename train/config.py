@@ -110,6 +110,9 @@ class TrainControllerConfig:
     weave_penalty: float = 0.0
     """and - this x the weave: steering reversals a second (sign changes beyond |steer| 0.05, as tournaments
     report it); a smoother driver at the same lap time scores higher"""
+    tail_weight: float = 0.0
+    """a candidate's fitness: (1 - this) x the mean of its rollouts + this x the mean of its worst quarter (0:
+    the plain mean); a crash on one track in a hundred weighs as much as the laps it makes faster"""
     steer_hold: float = 0.0
     """every candidate's steering hold (engine.policy.controller.hold_steering): a steer to the other side than
     the last, no larger than this, is held straight; fixed for the run and written into its snapshots (0: none)"""
@@ -168,11 +171,11 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, only_giv
         )  # fmt: skip
 
 
-ZERO_OK = {"seed", "rain_fraction", "hard_fraction", "off_track_penalty", "weave_penalty", "steer_hold",
-           "off_track_patience", "workers", "track_seed"}  # 0: "none"
+ZERO_OK = {"seed", "rain_fraction", "hard_fraction", "off_track_penalty", "weave_penalty", "tail_weight",
+           "steer_hold", "off_track_patience", "workers", "track_seed"}  # 0: "none"
 SEED_MAX = 2**32 - 1  # engine.limits.SEED_MAX (numpy, gymnasium and cma seeds)
 CHOICES = {"renderer": ("exact", "fast", "stock"), "backend": ("local", "ray")}
-AT_MOST = {"rain_fraction": 1.0, "hard_fraction": 1.0, "steer_hold": 1.0, "seed": SEED_MAX}
+AT_MOST = {"rain_fraction": 1.0, "hard_fraction": 1.0, "tail_weight": 1.0, "steer_hold": 1.0, "seed": SEED_MAX}
 
 
 def from_args(cls: type, args: argparse.Namespace):
