@@ -25,10 +25,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.race.tournament import Z95  # noqa: E402  (the tournament's own 95% quantile)
 
 EQUAL_POINTS = 0.05  # |difference| below this (points) counts as the same result
 BIG_POINTS = 50.0  # |difference| above this (points) is listed seed by seed: a crash or a rescue
@@ -98,7 +103,7 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     order = np.array([where[int(s)] for s in old["seeds"]])  # (N,) new's index of each of old's tracks
     d = new["reward"][order] - old["reward"]  # (N,) points, old's track order
     n = d.size
-    half = 1.96 * float(d.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+    half = Z95 * float(d.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
     big = [{"seed": int(s), "old": float(o), "new": float(o + x), "difference": float(x)}
            for s, o, x in zip(old["seeds"], old["reward"], d) if abs(x) > BIG_POINTS]  # fmt: skip
     return {"old": {"file": old["path"], "player": old["player"], **summary(old)},
