@@ -25,6 +25,7 @@ INVARIANTS = {  # name -> (type, min, max)
     "min_throttle": (float, 0.0, 1.0),
     "emergency_brake": (float, 0.0, 1.0),
     "emergency_hold_steps": (int, 1, 1000),
+    "recovery_after_steps": (int, 0, 1000),
 }
 
 

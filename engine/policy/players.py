@@ -1,5 +1,5 @@
 """Every player's decision for one environment step, batched: world model -> controller ->
-predicted risk -> strategy knobs -> the action.
+predicted risk -> strategy knobs -> (off the road: the recovery) -> the action.
 
 One `Players` serves a duel (2 players), a batch of duels (2N) or a CMA-ES population
 (candidates x rollouts): one onnxruntime `run` of the world model for all of them per
@@ -18,6 +18,7 @@ import numpy as np
 from engine.policy.controller import hold_steering, load_controller, policy_actions
 from engine.policy.imagine import Imagination, imagine
 from engine.policy.knobs import Bounds
+from engine.policy.recovery import recover
 from engine.policy.risk import mixture_stats, spread_risk
 from engine.policy.strategy import HORIZON, REGIMES, apply_knobs
 from engine.world_model.manifest import WEIGHTS_DIR, WeightsError
@@ -83,9 +84,11 @@ def decide(rows, z, log_pi, mu, sigma, off_now, slip, wet, W, b, W32, b32, steer
 
 
 def invariants_array(bounds: Bounds) -> np.ndarray:
-    """(3,) float64: min_throttle, emergency_brake, emergency_hold_steps, as apply_knobs reads them."""
+    """(4,) float64: min_throttle, emergency_brake, emergency_hold_steps (as apply_knobs reads them) and
+    recovery_after_steps (engine.policy.recovery)."""
     inv = bounds.invariants
-    return np.array([inv["min_throttle"], inv["emergency_brake"], inv["emergency_hold_steps"]], dtype=np.float64)
+    return np.array([inv["min_throttle"], inv["emergency_brake"], inv["emergency_hold_steps"],
+                     inv["recovery_after_steps"]], dtype=np.float64)  # fmt: skip
 
 
 def load_controllers(paths: list[Path], weights_dir: Path = WEIGHTS_DIR,
@@ -112,7 +115,7 @@ class Players:
         W: (P, 3, Z+H) float64 controller weights, b: (P, 3) biases (see engine.policy.controller).
         knobs: (P, 7) float64 knob values in bounds order (`Knobs.as_array`); live: write
             a row to change a player's knobs between steps.
-        invariants: (3,) from `invariants_array`.
+        invariants: (4,) from `invariants_array`.
         steer_hold: (P,) float64 each controller's steering hold (`steer_holds`); None: none (0).
         device, precision, weights_dir, threads: as for `engine.world_model.runtime.WorldModel`.
 
@@ -162,6 +165,8 @@ class Players:
         self.risk = np.zeros(n)  # (P,) in [0, 1]
         self.regime_weights = np.zeros((n, len(REGIMES)))  # (P, 4)
         self.hold = np.zeros(n, dtype=np.int64)  # emergency-brake state, see engine.policy.strategy
+        self.off_road = np.zeros(n, dtype=np.int64)  # (P,) steps without road under the car (engine.policy.recovery)
+        self.back_to_road = np.zeros(n, dtype=np.int64)  # (P,) road steps left before the controller drives again
         self.z = np.zeros((n, z), np.float32)  # (P, Z) the VAE's latent of the last frame
         self._everyone = np.arange(n, dtype=np.int64)
         self.fused = self.imagination is not None  # decide in one numba call (False: kernel by kernel)
@@ -180,6 +185,8 @@ class Players:
         self.actions[idx] = 0.0
         self.hold[idx] = 0
         self.side[idx] = 0.0
+        self.off_road[idx] = 0
+        self.back_to_road[idx] = 0
 
     def act(self, obs: np.ndarray, slip: np.ndarray, wet: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """obs (P, 96, 96, 3) uint8, slip (P,) rad, wet (P,) 0/1 -> actions (P, 3) float64.
@@ -208,6 +215,8 @@ class Players:
                     break
         else:
             self._decide_steps(rows, out, slip, wet, policy, risk, actions, weights, mean)
+        # Off the road for a while: the recovery steers back from the frame (its own kernel, the same on both paths).
+        recover(obs, rows, int(self.invariants[3]), self.off_road, self.back_to_road, actions)
         self.z[rows], self.policy[rows], self.risk[rows] = out["z"], policy, risk
         self.actions[rows], self.regime_weights[rows] = actions, weights
         self.world.set_actions(actions, None if idx is None else rows)

@@ -17,6 +17,9 @@ from the invariants):
    moves again
 5. invariants: steer in [-1, 1], brake in [0, 1], gas in [min_throttle, 1] except while
    the emergency brake holds.
+
+After these, a car off the road for recovery_after_steps is steered back from its frame
+(engine.policy.recovery), whatever the controller and knobs say.
 """
 
 from __future__ import annotations
