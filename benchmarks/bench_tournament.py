@@ -105,7 +105,7 @@ def model_only(players: int, steps: int, device: str) -> float:
     import numpy as np
 
     from engine.policy.knobs import Knobs, load_bounds
-    from engine.policy.players import Players, invariants_array, load_controllers, steer_holds
+    from engine.policy.players import Players, invariants_array, load_controllers, paces, steer_holds
     from engine.world_model.manifest import WEIGHTS_DIR
 
     frames = real_frames(players)  # (P, 96, 96, 3): one real frame per player
@@ -114,7 +114,8 @@ def model_only(players: int, steps: int, device: str) -> float:
     knobs = np.tile(Knobs(bounds).as_array(), (players, 1))  # a tournament's default knobs
     p = Players(np.tile(W, (players // 2, 1, 1)), np.tile(b, (players // 2, 1)), knobs, invariants_array(bounds),
                 device=device, threads=1, precision=precision_for(device),
-                steer_hold=np.tile(steer_holds(meta), players // 2))  # fmt: skip
+                steer_hold=np.tile(steer_holds(meta), players // 2),
+                pace=np.tile(paces(meta), (players // 2, 1)))  # fmt: skip
     slip, wet = np.zeros(players), np.zeros(players)
     p.act(frames, slip, wet)
     start = time.perf_counter()

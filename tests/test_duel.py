@@ -1,5 +1,7 @@
 """The duel on the shipped models: determinism, batching, neutral defaults, each knob's
-documented effect in real races, the invariants, and bad knob updates."""
+documented effect in real races, the invariants, and bad knob updates. The knobs' own effects
+are raced with the shipped controllers' weights without their paces: the pace acts after the
+knobs and the invariants (full gas, or the brakes with no gas; tests/test_pace.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,18 @@ BOUNDS = load_bounds()
 MIN_THROTTLE = BOUNDS.invariants["min_throttle"]
 EBRAKE = BOUNDS.invariants["emergency_brake"]
 HOLD = BOUNDS.invariants["emergency_hold_steps"]
+
+
+@pytest.fixture(scope="module")
+def unpaced(tmp_path_factory) -> list:
+    """The shipped A and B, weights and steering hold, without their paces."""
+    out = []
+    for name in "AB":
+        path = tmp_path_factory.mktemp("unpaced") / f"controller{name}.npz"
+        with np.load(WEIGHTS_DIR / f"controller{name}.npz", allow_pickle=False) as f:
+            np.savez(path, **{k: f[k] for k in f.files if "pace" not in k})
+        out.append(path)
+    return out
 
 
 def knobs(**changes) -> Knobs:
@@ -79,9 +93,9 @@ def test_random_seed_is_drawn_and_reported():
             duel.reset([1, 2])
 
 
-def test_default_knobs_leave_the_policy_apart_from_the_invariants():
+def test_default_knobs_leave_the_policy_apart_from_the_invariants(unpaced):
     # duel 0: all defaults; duel 1: only the lookahead horizon (risk computed, nothing uses it)
-    with Duel(knobs=[knobs(), knobs(), knobs(lookahead_horizon=12), knobs(lookahead_horizon=12)],
+    with Duel(unpaced, knobs=[knobs(), knobs(), knobs(lookahead_horizon=12), knobs(lookahead_horizon=12)],
               renderer="fast", device="cpu", duels=2) as duel:  # fmt: skip
         rec = race(duel, [2, 2], 300)
     policy, action = rec["policy"][:, :2], rec["action"][:, :2]
@@ -94,20 +108,22 @@ def test_default_knobs_leave_the_policy_apart_from_the_invariants():
 
 def test_smoothing_lowers_action_jitter(tmp_path):
     # The shipped A without its steering hold: held, its steering is already calm (0 or large), and a
-    # smoothing of 0.8 makes it late into bends, where it then steers more, not less.
-    plain = tmp_path / "plain.npz"
-    with np.load(WEIGHTS_DIR / "controllerA.npz", allow_pickle=False) as f:
-        np.savez(plain, **{k: f[k] for k in f.files if k != "steer_hold"})
-    with Duel([plain, None], knobs=[knobs(), knobs(), knobs(alpha_action_smoothing=0.8),
+    # smoothing of 0.8 makes it late into bends, where it then steers more, not less. Both without
+    # their paces: the pace's full gas and brakes come after the knobs, unsmoothed.
+    plain = {name: tmp_path / f"plain{name}.npz" for name in "AB"}
+    for name, path in plain.items():
+        with np.load(WEIGHTS_DIR / f"controller{name}.npz", allow_pickle=False) as f:
+            np.savez(path, **{k: f[k] for k in f.files if k != "steer_hold" and "pace" not in k})
+    with Duel([plain["A"], plain["B"]], knobs=[knobs(), knobs(), knobs(alpha_action_smoothing=0.8),
               knobs(alpha_action_smoothing=0.8)], renderer="fast", device="cpu", duels=2) as duel:  # fmt: skip
         rec = race(duel, [6, 6], 300)
     jitter = np.abs(np.diff(rec["action"], axis=0)).sum(axis=-1).mean(axis=0)  # (P,)
     assert jitter[2] < 0.9 * jitter[0] and jitter[3] < 0.9 * jitter[1]
 
 
-def test_emergency_brake_fires_when_risk_crosses_the_threshold():
+def test_emergency_brake_fires_when_risk_crosses_the_threshold(unpaced):
     threshold = 0.3
-    with Duel(knobs=[knobs(emergency_brake_threshold=threshold, lookahead_horizon=10)] * 2, renderer="fast",
+    with Duel(unpaced, knobs=[knobs(emergency_brake_threshold=threshold, lookahead_horizon=10)] * 2, renderer="fast",
               device="cpu") as duel:  # fmt: skip
         rec = race(duel, 8, 400)
     fired = 0
@@ -137,7 +153,7 @@ def test_each_gating_bias_moves_its_regime_weight(regime, column):
             assert sign * (rec["weights"][t, p, r] - w[r]) > 0
 
 
-def test_invariants_hold_under_random_knob_changes():
+def test_invariants_hold_under_random_knob_changes(unpaced):
     rng = np.random.default_rng(0)
 
     def shuffle_knobs(duel: Duel, t: int) -> None:
@@ -146,7 +162,7 @@ def test_invariants_hold_under_random_knob_changes():
                 duel.set_knobs(p, {name: spec.type(rng.uniform(spec.min, spec.max))
                                    for name, spec in BOUNDS.knobs.items()})  # fmt: skip
 
-    with Duel(renderer="fast", weather="rain", device="cpu", duels=2) as duel:
+    with Duel(unpaced, renderer="fast", weather="rain", device="cpu", duels=2) as duel:
         rec = race(duel, [1, 12], 400, every=shuffle_knobs)
     a = rec["action"]
     assert (np.abs(a[..., 0]) <= 1).all() and ((a[..., 2] >= 0) & (a[..., 2] <= 1)).all()
@@ -174,14 +190,15 @@ def test_bad_knob_updates_are_refused_and_keep_the_previous_values():
         duel.step()
 
 
-def test_risk_aversion_lowers_mean_speed_and_off_track_time():
+def test_risk_aversion_lowers_mean_speed_and_off_track_time(unpaced):
     """In rain, over eight held-out tracks, both controllers: risk_aversion 1 against 0, paired by track.
 
     Speed is averaged over the steps on the road: a car that leaves the road crawls on the
     grass, so counting those steps would make crashing look careful."""
     seeds = list(range(3_000_000, 3_000_008))
     setting = [knobs()] * (2 * len(seeds)) + [knobs(risk_aversion=1.0)] * (2 * len(seeds))
-    with Duel(knobs=setting, renderer="fast", weather="rain", device="cpu", duels=2 * len(seeds)) as duel:
+    with Duel(unpaced, knobs=setting, renderer="fast", weather="rain", device="cpu",
+              duels=2 * len(seeds)) as duel:  # fmt: skip
         rec = race(duel, seeds + seeds, 1000)
         off_seconds = np.array([t.off_track_seconds for t in duel.telemetry])  # (P,)
     off_now = np.diff(np.concatenate([np.zeros((1, len(off_seconds))), rec["off_steps"]]), axis=0) > 0  # (T, P)

@@ -109,6 +109,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(0-1), is held straight, so the wheel changes side only when the controller asks for more "
                    "(default: the run's, none unless it trained with --steer-hold; 0: none); the set is then "
                    "evaluated as it ships")  # fmt: skip
+    p.add_argument("--pace", type=float, nargs=2, metavar=("BEND", "STRAIGHT"),
+                   help="the shipped set's pace in m/s (engine.policy.pace): full gas while the frame shows road "
+                   "straight to its top and the car is slower than STRAIGHT, the brakes while it shows a bend near "
+                   "and the car is faster than BEND (default: the run's, none unless it trained with a pace; 0 0: "
+                   "none); the set is then evaluated as it ships")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace the shipped controller (or its wet-track set)")
     p.set_defaults(handler=_handler("train.ship_controller"))
 

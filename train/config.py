@@ -116,6 +116,11 @@ class TrainControllerConfig:
     steer_hold: float = 0.0
     """every candidate's steering hold (engine.policy.controller.hold_steering): a steer to the other side than
     the last, no larger than this, is held straight; fixed for the run and written into its snapshots (0: none)"""
+    pace_bend: float = 0.0
+    """every candidate's pace (engine.policy.pace), m/s: brake before a bend the frame shows while faster than
+    this; fixed for the run and written into its snapshots (0: no braking)"""
+    pace_straight: float = 0.0
+    """and full gas while the frame shows road straight to its top and the car is slower than this (0: none)"""
     off_track_patience: int = 100
     """end a rollout once the car has been off the road this many steps in a row (0: never)"""
     max_steps: int = 1000
@@ -172,10 +177,11 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, only_giv
 
 
 ZERO_OK = {"seed", "rain_fraction", "hard_fraction", "off_track_penalty", "weave_penalty", "tail_weight",
-           "steer_hold", "off_track_patience", "workers", "track_seed"}  # 0: "none"
+           "steer_hold", "pace_bend", "pace_straight", "off_track_patience", "workers", "track_seed"}  # 0: "none"
 SEED_MAX = 2**32 - 1  # engine.limits.SEED_MAX (numpy, gymnasium and cma seeds)
 CHOICES = {"renderer": ("exact", "fast", "stock"), "backend": ("local", "ray")}
-AT_MOST = {"rain_fraction": 1.0, "hard_fraction": 1.0, "tail_weight": 1.0, "steer_hold": 1.0, "seed": SEED_MAX}
+AT_MOST = {"rain_fraction": 1.0, "hard_fraction": 1.0, "tail_weight": 1.0, "steer_hold": 1.0, "pace_bend": 200.0,
+           "pace_straight": 200.0, "seed": SEED_MAX}  # fmt: skip
 
 
 def from_args(cls: type, args: argparse.Namespace):

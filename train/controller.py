@@ -50,7 +50,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from engine.env.vector_env import VecRaceEnv  # noqa: E402
 from engine.files import atomic_path, save_figure, write_atomic  # noqa: E402
-from engine.policy.controller import STEER_HOLD_MAX, load_controller  # noqa: E402
+from engine.policy.controller import PACE_KEYS, PACE_MAX, STEER_HOLD_MAX, load_controller  # noqa: E402
 from engine.policy.knobs import Knobs, load_bounds  # noqa: E402
 from engine.policy.players import Players, invariants_array  # noqa: E402
 from engine.progress import listening, point  # noqa: E402
@@ -67,7 +67,8 @@ RAIN_EVAL_SEED_START = 900_100  # evaluation tracks of a wet-track set, driven i
 LOG_FIELDS = ["generation", "fitness_mean", "fitness_max", "fitness_min", "reward_mean", "off_track_s_mean",
               "steps_mean", "sigma", "eval_mean", "eval_std", "seconds", "weave_mean"]  # fmt: skip
 # a resume must agree on these
-RESUME_KEYS = ("name", "population", "rollouts", "sigma0", "init", "seed", "subspace", "steer_hold")
+RESUME_KEYS = ("name", "population", "rollouts", "sigma0", "init", "seed", "subspace", "steer_hold", "pace_bend",
+               "pace_straight")  # fmt: skip
 # every weight, 9 gains around a controller, those + 2 speed holds, those 9 + a steering blend, or the
 # steering's 3 gains + a gas and a brake rebuilt from the speed and the bend ahead (Search)
 SUBSPACES = ("full", "gains", "speed", "damping", "throttle")
@@ -258,7 +259,8 @@ def make_players(cfg: TrainControllerConfig, n: int, dims: int) -> Players:
     bounds = load_bounds()
     knobs = np.tile(Knobs(bounds).as_array(), (n, 1))
     return Players(np.zeros((n, 3, dims)), np.zeros((n, 3)), knobs, invariants_array(bounds), device="cpu",
-                   precision="fp32", threads=cfg.threads, steer_hold=np.full(n, cfg.steer_hold))  # fmt: skip
+                   precision="fp32", threads=cfg.threads, steer_hold=np.full(n, cfg.steer_hold),
+                   pace=np.tile([cfg.pace_bend, cfg.pace_straight], (n, 1)))  # fmt: skip
 
 
 class LocalFleet:
@@ -339,8 +341,8 @@ def save_controller(path: Path, W: np.ndarray, b: np.ndarray, meta: dict) -> Non
 
 
 def hold_meta(cfg: TrainControllerConfig) -> dict:
-    """A run's controllers' steering hold, as their files carry it (nothing when they have none)."""
-    return {"steer_hold": cfg.steer_hold} if cfg.steer_hold else {}
+    """A run's controllers' steering hold and pace, as their files carry them (nothing when they have none)."""
+    return {k: getattr(cfg, k) for k in ("steer_hold", *PACE_KEYS) if getattr(cfg, k)}
 
 
 def gains_meta(search: Search, x: np.ndarray) -> dict:
@@ -583,7 +585,7 @@ STYLES = {  # what each shipped controller is trained for (configs/controller_*.
 
 # A controller file's wet-track set (`ship --weather rain`; engine.policy.controller drives it in rain).
 RAIN_KEYS = ("W_rain", "b_rain", "rain_name", "rain_generation", "rain_method", "rain_averaged_generations",
-             "rain_steer_hold")
+             "rain_steer_hold", "rain_pace_bend", "rain_pace_straight")
 
 
 def evaluate_shipped(path: Path, cfg: dict, weather: str, weights: Path) -> dict:
@@ -625,6 +627,9 @@ def training_record(run: Path, meta: dict) -> dict:
         record["averaged_generations"] = meta["averaged_generations"]
     if meta.get("steer_hold"):
         record["steer_hold"] = float(meta["steer_hold"])
+    for key in PACE_KEYS:
+        if meta.get(key):
+            record[key] = float(meta[key])
     if "eval_mean" in meta:  # the run's own evaluation (clear evaluation tracks) of what is shipped
         tracks = f"{EVAL_SEED_START}-{EVAL_SEED_START + cfg['eval_tracks'] - 1}"
         record.update(eval_mean=float(meta["eval_mean"]), eval_std=float(meta["eval_std"]),
@@ -664,7 +669,8 @@ def load_snapshots(run: Path, generations: list[int] | None) -> tuple[np.ndarray
 
 
 def ship(name: str, run: Path, weights: Path = Path("weights"), force: bool = False, weather: str = "clear",
-         generations: list[int] | None = None, steer_hold: float | None = None) -> dict:  # fmt: skip
+         generations: list[int] | None = None, steer_hold: float | None = None,
+         pace: tuple[float, float] | None = None) -> dict:  # fmt: skip
     """Ship a controller run's weights as weights/controller{name}.npz and record the training in
     manifest.json: run/best.npz (the best of the run's evaluations) or, with `generations`, the
     snapshot run/gen_NNNN.npz (several: their average, see `load_snapshots`).
@@ -675,7 +681,8 @@ def ship(name: str, run: Path, weights: Path = Path("weights"), force: bool = Fa
     as shipped. Replacing a shipped set takes `force`.
 
     The set keeps its run's steering hold (`steer_hold` in its snapshots); `steer_hold` replaces it
-    (0: none), and the shipped set is then evaluated as it ships."""
+    (0: none), and the shipped set is then evaluated as it ships. So does its pace (`pace_bend`,
+    `pace_straight` in m/s, engine.policy.pace): `pace` (bend, straight) replaces it ((0, 0): none)."""
     if weather not in ("clear", "rain"):
         raise ValueError(f"weather {weather!r} is not one of clear, rain")
     target = weights / f"controller{name}.npz"
@@ -687,6 +694,14 @@ def ship(name: str, run: Path, weights: Path = Path("weights"), force: bool = Fa
         meta.pop("steer_hold", None)
         if steer_hold:
             meta["steer_hold"] = float(steer_hold)
+    if pace is not None:
+        if len(pace) != 2 or not all(0.0 <= v <= PACE_MAX for v in pace):
+            raise ValueError(f"pace {tuple(pace)} is not two speeds (bend, straight) in [0, {PACE_MAX}] m/s")
+        held = held or any(float(v) != meta.get(k, 0.0) for k, v in zip(PACE_KEYS, pace))
+        for key, value in zip(PACE_KEYS, pace):
+            meta.pop(key, None)
+            if value:
+                meta[key] = float(value)
     shipped: dict[str, np.ndarray] = {}
     if target.exists():
         with np.load(target, allow_pickle=False) as f:
@@ -705,6 +720,9 @@ def ship(name: str, run: Path, weights: Path = Path("weights"), force: bool = Fa
             arrays["rain_averaged_generations"] = np.asarray(meta["averaged_generations"])
         if meta.get("steer_hold"):
             arrays["rain_steer_hold"] = np.asarray(meta["steer_hold"])
+        for key in PACE_KEYS:
+            if meta.get(key):
+                arrays[f"rain_{key}"] = np.asarray(meta[key])
     else:
         if shipped and not force:
             raise ValueError(f"{target} exists: pass --force to replace it")

@@ -14,6 +14,10 @@ one no larger than p is held straight (0) instead: the wheel changes side only w
 controller asks for more than p. No lag, unlike a low-pass: a steer beyond p, or to the same
 side, passes unchanged (`hold_steering`).
 
+A set may carry a pace too (`pace_bend`, `pace_straight`, m/s; `rain_pace_bend`,
+`rain_pace_straight` for the wet-track set; 0 or absent: none): full gas on a straight the frame
+shows, the brakes before a bend it shows (engine.policy.pace).
+
 The numba functions of the engine compile once and are cached (`cache=True`) beside the
 source; when the install is read-only, numba caches them in the user's cache directory
 instead (~/.cache/numba, or $NUMBA_CACHE_DIR), which a test checks.
@@ -30,6 +34,8 @@ import numpy as np
 
 ACTIONS = 3  # steer, gas, brake
 STEER_HOLD_MAX = 1.0  # a steering hold above this would forbid every reversal (|steer| <= 1)
+PACE_MAX = 200.0  # m/s, a pace above this is no pace (the car tops out near 100)
+PACE_KEYS = ("pace_bend", "pace_straight")  # a set's pace (engine.policy.pace), m/s
 SHA_PREFIX = 8  # hex digits of a controller file's sha256 shown beside its name
 WEATHER_SETS = ("clear", "rain")  # the weathers a controller file can hold weights for
 
@@ -75,11 +81,18 @@ def load_controller(path: Path, z_size: int, hidden: int,
             hold = meta[key]
             if isinstance(hold, (bool, str)) or not np.isfinite(hold) or not 0.0 <= hold <= STEER_HOLD_MAX:
                 raise ControllerError(f"{path}: {key} = {hold!r}, expected a number in [0, {STEER_HOLD_MAX}]")
+    for key in PACE_KEYS + tuple(f"rain_{k}" for k in PACE_KEYS):
+        if key in meta:
+            value = meta[key]
+            if isinstance(value, (bool, str)) or not np.isfinite(value) or not 0.0 <= value <= PACE_MAX:
+                raise ControllerError(f"{path}: {key} = {value!r}, expected a speed in [0, {PACE_MAX}] m/s")
     wet = weather == "rain" and "W_rain" in sets
     W, b = (sets["W_rain"], sets["b_rain"]) if wet else (sets["W"], sets["b"])
     if wet:  # describe the set that drives
         meta.pop("averaged_generations", None)
         meta["steer_hold"] = meta.get("rain_steer_hold", 0.0)  # the wet set's own hold, none when it has none
+        for key in PACE_KEYS:  # and its own pace
+            meta[key] = meta.get(f"rain_{key}", 0.0)
         meta.update({k: meta[f"rain_{k}"] for k in ("name", "generation", "method", "averaged_generations")
                      if f"rain_{k}" in meta})  # fmt: skip
     return W, b, meta

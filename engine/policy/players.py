@@ -1,5 +1,6 @@
 """Every player's decision for one environment step, batched: world model -> controller ->
-predicted risk -> strategy knobs -> (off the road: the recovery) -> the action.
+predicted risk -> strategy knobs -> (with a pace: straights and bends read from the frame)
+-> (off the road: the recovery) -> the action.
 
 One `Players` serves a duel (2 players), a batch of duels (2N) or a CMA-ES population
 (candidates x rollouts): one onnxruntime `run` of the world model for all of them per
@@ -15,9 +16,10 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from engine.policy.controller import hold_steering, load_controller, policy_actions
+from engine.policy.controller import PACE_KEYS, hold_steering, load_controller, policy_actions
 from engine.policy.imagine import Imagination, imagine
 from engine.policy.knobs import Bounds
+from engine.policy.pace import pace
 from engine.policy.recovery import recover
 from engine.policy.risk import mixture_stats, spread_risk
 from engine.policy.strategy import HORIZON, REGIMES, apply_knobs
@@ -108,6 +110,11 @@ def steer_holds(meta: list[dict]) -> np.ndarray:
     return np.array([m.get("steer_hold", 0.0) for m in meta], dtype=np.float64)
 
 
+def paces(meta: list[dict]) -> np.ndarray:
+    """(P, 2) float64: each loaded set's pace_bend and pace_straight in m/s (engine.policy.pace), 0 where none."""
+    return np.array([[m.get(k, 0.0) for k in PACE_KEYS] for m in meta], dtype=np.float64).reshape(len(meta), 2)
+
+
 class Players:
     """P players' controllers, knobs and model state.
 
@@ -117,6 +124,7 @@ class Players:
             a row to change a player's knobs between steps.
         invariants: (4,) from `invariants_array`.
         steer_hold: (P,) float64 each controller's steering hold (`steer_holds`); None: none (0).
+        pace: (P, 2) float64 each controller's pace_bend and pace_straight in m/s (`paces`); None: none.
         device, precision, weights_dir, threads: as for `engine.world_model.runtime.WorldModel`.
 
     After `act`, `risk` (P,), `regime_weights` (P, 4) (REGIMES order), `policy` (P, 3) (the
@@ -125,7 +133,8 @@ class Players:
 
     def __init__(self, W: np.ndarray, b: np.ndarray, knobs: np.ndarray, invariants: np.ndarray,
                  device: str = "auto", precision: str = "auto", weights_dir: Path = WEIGHTS_DIR,
-                 threads: int = 1, steer_hold: np.ndarray | None = None):  # fmt: skip
+                 threads: int = 1, steer_hold: np.ndarray | None = None,
+                 pace: np.ndarray | None = None):  # fmt: skip
         n = W.shape[0]
         self.world = WorldModel(n, device=device, precision=precision, weights_dir=weights_dir, threads=threads)
         calib = self.world.manifest.get("risk")
@@ -157,6 +166,10 @@ class Players:
         self.steer_hold = np.zeros(n) if steer_hold is None else np.array(steer_hold, dtype=np.float64)
         if self.steer_hold.shape != (n,):
             raise ValueError(f"steer_hold {self.steer_hold.shape}: expected ({n},)")
+        pace = np.zeros((n, 2)) if pace is None else np.array(pace, dtype=np.float64)
+        if pace.shape != (n, 2):
+            raise ValueError(f"pace {pace.shape}: expected ({n}, 2)")
+        self.pace_bend, self.pace_straight = pace[:, 0].copy(), pace[:, 1].copy()  # (P,) m/s, 0: no pace
         self.side = np.zeros(n)  # (P,) the side each player last steered to: -1, 1 (0: not yet)
         self.knobs = np.ascontiguousarray(knobs, dtype=np.float64)
         self.invariants = np.ascontiguousarray(invariants, dtype=np.float64)
@@ -215,6 +228,8 @@ class Players:
                     break
         else:
             self._decide_steps(rows, out, slip, wet, policy, risk, actions, weights, mean)
+        # The pace: full gas on a straight, the brakes before a bend, from the frame (players whose controller has one).
+        pace(obs, rows, self.pace_bend, self.pace_straight, actions)
         # Off the road for a while: the recovery steers back from the frame (its own kernel, the same on both paths).
         recover(obs, rows, int(self.invariants[3]), self.off_road, self.back_to_road, actions)
         self.z[rows], self.policy[rows], self.risk[rows] = out["z"], policy, risk

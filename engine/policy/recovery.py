@@ -22,29 +22,16 @@ import math
 import numba
 import numpy as np
 
-PLAY_ROWS = 84  # rows of the 96x96 observation above the dashboard bar
-CAR_ROW, CAR_COL = 70, 48  # pixel of the car's centre in the observation
+from engine.policy.frame import CAR_COL, CAR_ROW, PLAY_ROWS, is_fresh, is_road
+
 UNDER_CAR = (64, 78, 44, 53)  # rows [64, 78) x cols [44, 53): the car and a pixel or two around it
 ON_ROAD_PIXELS = 6  # road pixels in UNDER_CAR that count as "road under the car"
-ROAD_LEVEL = (70, 150)  # the road's grey, 0-255 (dry 102-107; under a rain streak up to ~145)
-ROAD_GREY_SPREAD = 14  # |r - g| and |g - b| below this: grey (grass has g - r ~ 100; curbs are red or white)
 BEHIND_COST = 60.0  # pixels added to the distance of a road pixel behind the car
 RECOVERY_STEER_GAIN = 2.0  # steer = gain x bearing / pi: full lock at a bearing of 90 degrees
 RECOVERY_BRAKE = 0.6  # brake while the slide is stopped
 RECOVERY_BRAKE_STEPS = 8  # steps of braking when the recovery takes over (0.16 s)
 RECOVERY_GAS = 0.1  # gas while steering back (on grass the wheels grip 0.6 of the road)
 RECOVERY_ON_ROAD_STEPS = 20  # steps with road under the car before the controller drives again (0.4 s)
-# CarRacing paints a tile the plain road grey (100 in the frame) once a car has driven on it
-# (its contact listener's `tile.color[:] = road_color`); road still to drive shows its tiles'
-# bands (100, 102, 105 in turn). A light band is road not yet driven: the recovery heads there, so
-# the car rejoins the road where its lap goes on, not where it has been.
-FRESH_LEVEL = (101, 107)  # road grey in this range: a tile not yet driven
-
-
-@numba.njit(cache=True, inline="always")
-def _is_road(px: np.ndarray) -> bool:
-    r, g, b = np.int64(px[0]), np.int64(px[1]), np.int64(px[2])
-    return abs(r - g) < ROAD_GREY_SPREAD and abs(g - b) < ROAD_GREY_SPREAD and ROAD_LEVEL[0] < r < ROAD_LEVEL[1]
 
 
 @numba.njit(cache=True)
@@ -53,26 +40,26 @@ def road_under_car(frame: np.ndarray) -> bool:
     count = 0
     for y in range(UNDER_CAR[0], UNDER_CAR[1]):
         for x in range(UNDER_CAR[2], UNDER_CAR[3]):
-            count += _is_road(frame[y, x])
+            count += is_road(frame[y, x])
     return count >= ON_ROAD_PIXELS
 
 
 @numba.njit(cache=True)
 def steer_to_road(frame: np.ndarray) -> float:
     """frame (96, 96, 3) uint8 -> the steer in [-1, 1] toward the nearest road pixel of the play area
-    not yet driven (a light band: FRESH_LEVEL and lighter), else toward the nearest road pixel; one
+    not yet driven (a light band: engine.policy.frame.FRESH_LEVEL), else toward the nearest road pixel; one
     behind the car counts BEHIND_COST further. NaN when no road is in sight."""
     best, bx, by = np.inf, 0, 0
     fresh_best, fx, fy = np.inf, 0, 0
     for y in range(PLAY_ROWS):
         for x in range(frame.shape[1]):
             px = frame[y, x]
-            if _is_road(px):
+            if is_road(px):
                 ahead, side = CAR_ROW - y, x - CAR_COL  # pixels forward and to the right
                 d = math.sqrt(ahead * ahead + side * side) + (BEHIND_COST if ahead < 0 else 0.0)
                 if d < best:
                     best, bx, by = d, side, ahead
-                if FRESH_LEVEL[0] <= np.int64(px[0]) <= FRESH_LEVEL[1] and d < fresh_best:
+                if is_fresh(px) and d < fresh_best:
                     fresh_best, fx, fy = d, side, ahead
     if fresh_best < np.inf:
         bx, by = fx, fy

@@ -18,8 +18,9 @@ from the invariants):
 5. invariants: steer in [-1, 1], brake in [0, 1], gas in [min_throttle, 1] except while
    the emergency brake holds.
 
-After these, a car off the road for recovery_after_steps is steered back from its frame
-(engine.policy.recovery), whatever the controller and knobs say.
+After these, a controller set with a pace gets full gas on a straight and the brakes before a
+bend that its frame shows (engine.policy.pace), and a car off the road for recovery_after_steps
+is steered back from its frame (engine.policy.recovery), whatever the controller and knobs say.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from engine.env.vector_env import StepResult, VecRaceEnv
 from engine.memory import release_free_memory
 from engine.policy.controller import ControllerInfo
 from engine.policy.knobs import Knobs, load_bounds
-from engine.policy.players import Players, invariants_array, load_controllers, steer_holds
+from engine.policy.players import Players, invariants_array, load_controllers, paces, steer_holds
 from engine.policy.strategy import REGIMES
 from engine.progress import listening, point
 from engine.race.lanes import LANES, LanePair, LaneSpec
@@ -174,6 +174,7 @@ class Duel:
                                 for path, meta, name in zip(paths, self.controller_meta, names)]  # fmt: skip
         self.wet = np.full(n, 1.0 if weather == "rain" else 0.0)
         hold = np.tile(steer_holds(self.controller_meta), duels)  # (2N,) the controllers' steering holds
+        pace = np.tile(paces(self.controller_meta), (duels, 1))  # (2N, 2) and their paces
         knob_rows = np.stack([k.as_array() for k in self.knobs])  # (2N, 7)
         self.lanes: LanePair | None = None
         self.vec: VecRaceEnv | None = None
@@ -182,14 +183,15 @@ class Duel:
             self.lanes = LanePair(LaneSpec(np.tile(W, (duels, 1, 1)), np.tile(b, (duels, 1)), knob_rows,
                                            invariants_array(self.bounds), self.wet, renderer, weather, device,
                                            precision, Path(weights_dir), threads, max_episode_steps,
-                                           hold))  # fmt: skip
+                                           hold, pace))  # fmt: skip
         else:
             self.vec = VecRaceEnv(n, workers=workers, renderer=renderer, weather=weather,
                                   max_episode_steps=max_episode_steps)  # fmt: skip
             try:
                 self.players = Players(np.tile(W, (duels, 1, 1)), np.tile(b, (duels, 1)), knob_rows,
                                        invariants_array(self.bounds), device=device, precision=precision,
-                                       weights_dir=weights_dir, threads=threads, steer_hold=hold)  # fmt: skip
+                                       weights_dir=weights_dir, threads=threads, steer_hold=hold,
+                                       pace=pace)  # fmt: skip
             except BaseException:
                 self.vec.close()
                 raise

@@ -80,7 +80,7 @@ class LaneSpec:
     W: np.ndarray  # (n, 3, Z+H) float64 controllers of the lane's cars
     b: np.ndarray  # (n, 3)
     knobs: np.ndarray  # (n, 7) initial knob rows
-    invariants: np.ndarray  # (3,)
+    invariants: np.ndarray  # (4,)
     wet: np.ndarray  # (n,) 0/1
     renderer: str
     weather: str
@@ -90,6 +90,7 @@ class LaneSpec:
     threads: int
     max_episode_steps: int
     steer_hold: np.ndarray | None = None  # (n,) the controllers' steering holds (None: none)
+    pace: np.ndarray | None = None  # (n, 2) the controllers' paces, m/s (None: none)
 
 
 def _fields(n: int) -> dict[str, tuple[tuple[int, ...], Any]]:
@@ -133,7 +134,7 @@ class Lane:
         try:
             self.players = Players(spec.W, spec.b, np.array(spec.knobs, np.float64), spec.invariants,
                                    device=spec.device, precision=spec.precision, weights_dir=spec.weights_dir,
-                                   threads=spec.threads, steer_hold=spec.steer_hold)  # fmt: skip
+                                   threads=spec.threads, steer_hold=spec.steer_hold, pace=spec.pace)  # fmt: skip
         except BaseException:
             self.vec.close()
             raise
@@ -319,7 +320,8 @@ class LanePair:
 
         def rows(lo, hi):
             return replace(spec, W=spec.W[lo:hi], b=spec.b[lo:hi], knobs=spec.knobs[lo:hi], wet=spec.wet[lo:hi],
-                           steer_hold=None if spec.steer_hold is None else spec.steer_hold[lo:hi])
+                           steer_hold=None if spec.steer_hold is None else spec.steer_hold[lo:hi],
+                           pace=None if spec.pace is None else spec.pace[lo:hi])
 
         self.remote = RemoteLane(rows(h, n), range(h, n))
         try:
