@@ -45,6 +45,16 @@ def bend_at(row: int) -> np.ndarray:
     return frame
 
 
+def hairpin_at(row: int) -> np.ndarray:
+    """Road straight up to `row`, then across the view from the road's side to the frame's edge:
+    a hairpin, its road running across rows [row - 14, row) (the centre of the 29 px window around the car's
+    column stays put: only the row's width shows it)."""
+    frame = grass_frame()
+    frame[row:84, CAR_COL - 7 : CAR_COL + 7] = ROAD
+    frame[row - 14 : row, CAR_COL - 7 :] = ROAD
+    return frame
+
+
 def test_the_straight_ahead_is_read_from_the_road_s_shape():
     assert straight_ahead(straight_road()) == (LOOK_FROM_ROW + 1, 14 * 65)  # to the top, not yet driven
     assert straight_ahead(grass_frame())[0] == 0  # no road ahead
@@ -54,6 +64,7 @@ def test_the_straight_ahead_is_read_from_the_road_s_shape():
     near, far = straight_ahead(bend_at(50))[0], straight_ahead(bend_at(20))[0]
     assert near < BEND_PX <= far < STRAIGHT_PX  # a bend 14 px ahead, one 44 px ahead
     assert abs(near - (LOOK_FROM_ROW - 50)) <= 4 and abs(far - (LOOK_FROM_ROW - 20)) <= 4
+    assert straight_ahead(hairpin_at(30))[0] == LOOK_FROM_ROW - 29  # the first row of road across ends it
 
 
 @pytest.mark.parametrize("renderer", ["exact", "fast"])

@@ -7,8 +7,10 @@ little to brake on (docs/experiments/controller-a.md). The frame itself shows th
 65 pixels ahead of the car, and the dashboard its speed. The pace reads both:
 
 - the straight ahead: follow the road's centre row by row up the frame from just ahead of the
-  car, until the road leaves a window around the last centre or the centre strays more than
-  BEND_OFFSET pixels from the car's column (a bend), or the frame ends (straight to the top);
+  car, until the road leaves a window around the last centre, the centre strays more than
+  BEND_OFFSET pixels from the car's column, or a row holds more road than a road straight
+  ahead can (ROAD_ACROSS_PX: the road turns across the view, a hairpin that the window around
+  the centre does not see) (a bend), or the frame ends (straight to the top);
 - the speed: the height of the dashboard's speed bar, in grey levels of its column.
 
 A controller set with a pace (`pace_bend`, `pace_straight` in its file, m/s; 0: none) gets
@@ -38,7 +40,19 @@ BEND_PX = 40  # a bend nearer than this: brake, down to pace_bend
 PACE_BRAKE = 0.3  # brake before a bend (0.6 locks the wheels more often: more crashes, measured)
 BEND_GAS_MARGIN = 10.0  # m/s: within this of pace_bend, a bend near, the gas is held at BEND_GAS at most
 BEND_GAS = 0.05  # the invariant's floor (min_throttle): A's gas is a switch that flips to full in a hairpin
+ROAD_ACROSS_PX = 26  # road px in a whole row above which the road runs across the view: a bend (a road
+# straight ahead shows 20-21 px a row, 21 / cos(angle) at an angle to the car: 26 from 36 degrees)
 FRESH_MIN = 30  # road pixels not yet driven on the straight ahead before full gas (a car the wrong way sees none)
+
+
+@numba.njit(cache=True, inline="always")
+def road_across(frame: np.ndarray, y: int) -> int:
+    """frame (96, 96, 3) uint8 -> road pixels in its row y, across the whole frame."""
+    count = 0
+    for x in range(frame.shape[1]):
+        count += is_road(frame[y, x])
+    return count
+
 
 @numba.njit(cache=True)
 def straight_ahead(frame: np.ndarray) -> tuple[int, int]:
@@ -57,7 +71,7 @@ def straight_ahead(frame: np.ndarray) -> tuple[int, int]:
         if count < ROAD_MIN_PIXELS:
             return LOOK_FROM_ROW - y, fresh
         centre = total / count
-        if abs(centre - CAR_COL) > BEND_OFFSET:
+        if abs(centre - CAR_COL) > BEND_OFFSET or road_across(frame, y) > ROAD_ACROSS_PX:
             return LOOK_FROM_ROW - y, fresh
         fresh += light
     return LOOK_FROM_ROW + 1, fresh
