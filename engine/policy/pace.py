@@ -7,10 +7,10 @@ little to brake on (docs/experiments/controller-a.md). The frame itself shows th
 65 pixels ahead of the car, and the dashboard its speed. The pace reads both:
 
 - the straight ahead: follow the road's centre row by row up the frame from just ahead of the
-  car, until the road leaves a window around the last centre, the centre strays more than
-  BEND_OFFSET pixels from the car's column, or a row holds more road than a road straight
-  ahead can (ROAD_ACROSS_PX: the road turns across the view, a hairpin that the window around
-  the centre does not see) (a bend), or the frame ends (straight to the top);
+  car, until the road leaves a window around the last centre, or (a bend) the centre strays
+  more than BEND_OFFSET pixels from the car's column or a row holds more road than a road
+  straight ahead can (ROAD_ACROSS_PX: the road runs across the view, a hairpin the window
+  around the centre does not see), or the frame ends (straight to the top);
 - the speed: the height of the dashboard's speed bar, in grey levels of its column.
 
 A controller set with a pace (`pace_bend`, `pace_straight` in its file, m/s; 0: none) gets
@@ -45,15 +45,6 @@ ROAD_ACROSS_PX = 26  # road px in a whole row above which the road runs across t
 FRESH_MIN = 30  # road pixels not yet driven on the straight ahead before full gas (a car the wrong way sees none)
 
 
-@numba.njit(cache=True, inline="always")
-def road_across(frame: np.ndarray, y: int) -> int:
-    """frame (96, 96, 3) uint8 -> road pixels in its row y, across the whole frame."""
-    count = 0
-    for x in range(frame.shape[1]):
-        count += is_road(frame[y, x])
-    return count
-
-
 @numba.njit(cache=True)
 def straight_ahead(frame: np.ndarray) -> tuple[int, int]:
     """frame (96, 96, 3) uint8 -> (pixels of straight road ahead of the car, 0-65 (65: to the top of the
@@ -62,16 +53,18 @@ def straight_ahead(frame: np.ndarray) -> tuple[int, int]:
     fresh = 0
     for y in range(LOOK_FROM_ROW, -1, -1):
         lo, hi = max(int(centre) - ROAD_WINDOW, 0), min(int(centre) + ROAD_WINDOW, frame.shape[1] - 1)
-        total, count, light = 0.0, 0, 0
-        for x in range(lo, hi + 1):
+        total, count, light, across = 0.0, 0, 0, 0  # across: road pixels in the whole row
+        for x in range(frame.shape[1]):  # one pass over the row: the window's road and the row's
             if is_road(frame[y, x]):
-                total += x
-                count += 1
-                light += is_fresh(frame[y, x])
+                across += 1
+                if lo <= x <= hi:
+                    total += x
+                    count += 1
+                    light += is_fresh(frame[y, x])
         if count < ROAD_MIN_PIXELS:
             return LOOK_FROM_ROW - y, fresh
         centre = total / count
-        if abs(centre - CAR_COL) > BEND_OFFSET or road_across(frame, y) > ROAD_ACROSS_PX:
+        if abs(centre - CAR_COL) > BEND_OFFSET or across > ROAD_ACROSS_PX:
             return LOOK_FROM_ROW - y, fresh
         fresh += light
     return LOOK_FROM_ROW + 1, fresh
